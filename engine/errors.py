@@ -1,0 +1,80 @@
+"""Errors a user can fix, with message keys the app translates.
+
+Every error carries a ``key`` (such as ``"spec.unknown_layer"``) and the ``params`` that fill its
+message. ``str(err)`` is the English message used by the command line; the app looks the same key
+up in the ``[engine]`` table of its locale files, so a learner reads it in their own language.
+"""
+
+MESSAGES = {
+    # Layer-stack spec
+    "spec.empty": "The network has no layers: add at least one Linear layer.",
+    "spec.not_a_list": "A layer stack must be a list of layers, got {got}.",
+    "spec.bad_token": "Layer {index} ('{token}'): cannot read it; write it as name or name:value, "
+                      "for example linear:128 or dropout:0.2.",
+    "spec.unknown_layer": "Layer {index} ('{name}'): unknown layer type; allowed: {allowed}.",
+    "spec.missing_setting": "Layer {index} ({name}): the setting '{setting}' is missing.",
+    "spec.unexpected_setting": "Layer {index} ({name}): unexpected setting '{setting}'; "
+                               "allowed: {allowed}.",
+    "spec.bad_units": "Layer {index} (Linear): units must be a whole number from 1 to {max}, "
+                      "got {value}.",
+    "spec.bad_dropout": "Layer {index} (Dropout): the rate p must be at least 0 and below 1, "
+                        "got {value}.",
+    "spec.needs_flat_input": "Layer {index} (Linear): expects a flat input but receives "
+                             "{shape}; add a Flatten layer before it.",
+    "spec.wrong_output": "The network must end with 10 outputs, one per digit, but it ends "
+                         "with {shape}; make the last Linear layer have 10 units.",
+    "spec.too_many_layers": "The network has {count} layers; the limit is {max}.",
+    # Losses and optimizers
+    "loss.unknown": "Unknown loss '{name}'; allowed: {allowed}.",
+    "optim.unknown": "Unknown optimizer '{name}'; allowed: {allowed}.",
+    "optim.bad_lr": "The learning rate must be a positive number, got {value}.",
+    "train.bad_batch_size": "The batch size must be a whole number of at least 1, got {value}.",
+    "train.bad_epochs": "The number of epochs must be a whole number of at least 1, got {value}.",
+    "train.bad_seed": "The random seed must be a whole number from 0 to 2**32 - 1, got {value}.",
+    "train.bad_momentum": "The momentum must be at least 0 and below 1, got {value}.",
+    "train.diverged": "Training stopped at step {step}: the loss became {value}. "
+                      "Try a lower learning rate (for example {suggestion}).",
+    # Model files
+    "model.not_found": "Model file not found: {path}.",
+    "model.not_a_model": "{path} is not a Digit Lab model file: {reason}.",
+    "model.newer_version": "{path} was written by a newer Digit Lab (format {version}); "
+                           "this one reads format {supported} and older.",
+    "model.shape_mismatch": "{path}: weight '{name}' has shape {got}, but the layer stack "
+                            "needs {expected}.",
+    "model.bad_name": "Invalid model name '{name}': use 1 to 64 letters, digits, '-' or '_'.",
+    "model.exists": "A model named '{name}' already exists.",
+    # Images for prediction
+    "image.unreadable": "Cannot read image {path}: {reason}.",
+    "image.bad_shape": "{path}: expected images of shape N x H x W x 4 (RGBA) or N x H x W "
+                       "(grey), got {shape}.",
+}
+
+
+class DigitLabError(Exception):
+    """An error caused by input the user can fix.
+
+    ``key`` names the message in ``MESSAGES`` (and in the locale files); ``params`` fill its
+    placeholders.
+    """
+
+    def __init__(self, key, **params):
+        self.key = key
+        self.params = params
+        template = MESSAGES.get(key, key)
+        super().__init__(template.format(**params))
+
+
+class SpecError(DigitLabError):
+    """An invalid layer stack, loss or training setting."""
+
+
+class DataError(DigitLabError):
+    """A data set that is missing, malformed or cannot be fetched."""
+
+
+class ModelFileError(DigitLabError):
+    """A model file that cannot be read or does not fit its own layer stack."""
+
+
+class TrainingError(DigitLabError):
+    """A training run that cannot go on, such as one whose loss stopped being finite."""
