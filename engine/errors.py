@@ -47,6 +47,58 @@ MESSAGES = {
     "image.unreadable": "Cannot read image {path}: {reason}.",
     "image.bad_shape": "{path}: expected images of shape N x H x W x 4 (RGBA) or N x H x W "
                        "(grey), got {shape}.",
+    # Data sets (engine/data.py)
+    "data.not_found": "Data set not found: {path}.",
+    "data.unknown_format": "{path} is neither a folder of idx files nor an .npz file.",
+    "data.env_invalid": "The environment variable {var} is set to {path}, but that data set "
+                        "cannot be used: {error} Fix the path or unset {var}.",
+    "data.bundled_missing": "The bundled subset {path} cannot be used ({error}); reinstall "
+                            "Digit Lab or rebuild the file with scripts/build_subset.py.",
+    "data.too_large": "{name} is {size}; the limit is {limit}.",
+    "data.empty_file": "{name} is empty (0 bytes).",
+    "data.bad_gzip": "{name}: the gzip data cannot be decompressed ({error}); the file is "
+                     "damaged or truncated.",
+    "data.idx_missing_files": "{path} lacks the idx files {missing}. A data set folder needs "
+                              "train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                              "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each "
+                              "optionally ending in .gz.",
+    "data.idx_too_short": "{name}: {size} bytes are too few for an idx file header.",
+    "data.idx_bad_magic": "{name} is not an idx file: its magic number {magic} must start "
+                          "with two zero bytes.",
+    "data.idx_bad_type": "{name}: unknown idx data type code {code}; images and labels "
+                         "use 0x08 (unsigned byte).",
+    "data.idx_size_mismatch": "{name}: the header gives shape {shape}, which needs {expected} "
+                              "bytes of data, but the file has {actual}; the file is "
+                              "truncated or damaged.",
+    "data.idx_bad_checksum": "The MNIST files in {path} do not match the official MD5 "
+                             "checksums.",
+    "data.not_npz": "{name} is not an .npz file ({error}); save the arrays with numpy.savez "
+                    "or numpy.savez_compressed.",
+    "data.npy_not_npz": "{name} is a single .npy array, not an .npz file; save x_train, "
+                        "y_train, x_test and y_test together with numpy.savez.",
+    "data.missing_keys": "{name} lacks the arrays {missing}; an .npz data set needs x_train, "
+                         "y_train, x_test and y_test.",
+    "data.object_array": "{name}: the array '{key}' contains Python objects, which are not "
+                         "loaded because unpickling can run code; save plain numeric arrays.",
+    "data.bad_array": "{name}: the array '{key}' cannot be read ({error}).",
+    "data.bad_image_shape": "{name}: {key} has shape {shape}; images must be N x 28 x 28 or "
+                            "N x 784.",
+    "data.bad_image_dtype": "{name}: {key} has type {dtype}; images must be integers 0-255 "
+                            "or floats 0-1.",
+    "data.int_images_range": "{name}: {key} has values from {min} to {max}; integer images "
+                             "must be in 0-255.",
+    "data.float_images_range": "{name}: {key} has values from {min} to {max}; float images "
+                               "must be in 0-1 (divide by 255, or save them as uint8).",
+    "data.empty_split": "{name}: {key} has no images; the training and the test set each "
+                        "need at least one.",
+    "data.bad_label_shape": "{name}: {key} has shape {shape}; labels must be one digit class "
+                            "0-9 per image, shape N (for one-hot labels save "
+                            "labels.argmax(axis=1)).",
+    "data.bad_label_dtype": "{name}: {key} has type {dtype}; labels must be integers 0-9.",
+    "data.bad_label_values": "{name}: {key} contains {value} at index {index}; labels must "
+                             "be integers 0-9.",
+    "data.count_mismatch": "{name}: {images_key} has {n_images} images but {labels_key} has "
+                           "{n_labels} labels; the counts must match.",
 }
 
 
