@@ -1,0 +1,30 @@
+"""Entry point of the Digit Lab web app: ``python -m streamlit run streamlit_app.py``.
+
+Sets up the page, the language switch and the navigation, then runs the selected page from
+``ui/pages/``. Streamlit reruns this file on every interaction, on every page.
+"""
+
+import os
+
+# OpenBLAS on all cores makes small-matrix training several times slower and starves the
+# server, so limit it before anything imports numpy (Streamlit itself does not).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import streamlit as st  # noqa: E402
+
+from ui.i18n import render_language_switch, t  # noqa: E402
+
+st.set_page_config(page_title=t("app.title"), page_icon=":material/draw:", layout="wide")
+
+pages = [
+    st.Page("ui/pages/train.py", title=t("app.nav.train"), icon=":material/model_training:",
+            url_path="train", default=True),
+    st.Page("ui/pages/draw.py", title=t("app.nav.draw"), icon=":material/draw:", url_path="draw"),
+    st.Page("ui/pages/duel.py", title=t("app.nav.duel"), icon=":material/compare_arrows:",
+            url_path="duel"),
+    st.Page("ui/pages/glossary.py", title=t("app.nav.glossary"), icon=":material/menu_book:",
+            url_path="glossary"),
+]
+page = st.navigation(pages)
+render_language_switch()
+page.run()

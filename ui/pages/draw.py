@@ -1,0 +1,8 @@
+"""Placeholder for the draw page until its owner replaces it."""
+
+import streamlit as st
+
+from ui.i18n import t
+
+st.title(t("draw.title"))
+st.info(t("app.placeholder_page"))
