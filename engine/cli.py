@@ -93,10 +93,10 @@ def print_json(obj):
 
 def load_data(spec):
     """Load the data set named on the command line and log where it came from."""
-    from .data import load_dataset
+    from .data import resolve_dataset
 
-    source = load_dataset(spec)
-    log.info("data: %s", source.describe())
+    source = resolve_dataset(spec)
+    log.info("data: %s", source.reason)
     return source
 
 
@@ -135,7 +135,9 @@ def run_train(args):
 
     if args.save:
         header = make_header(normalise(config.layers), config.loss, config.optimizer_settings(),
-                             dataset=source.describe(), metrics=result.metrics)
+                             dataset={"name": source.dataset.name, "kind": source.kind,
+                                      "n_train": source.dataset.n_train},
+                             metrics=result.metrics)
         save_model(args.save, model, header)
         log.info("saved %s", args.save)
     return 0
