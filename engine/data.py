@@ -215,9 +215,9 @@ def _check_images(images, key, source):
     n = images.shape[0] if images.ndim >= 1 else 0
     accepted_shapes = ((n, 28, 28), (n, 784), (n, 28, 28, 1), (n, 1, 28, 28))
     if images.ndim < 2 or images.shape not in accepted_shapes:
-        raise DataError("data.bad_image_shape", name=source, key=key, shape=images.shape)
+        raise DataError("data.bad_image_shape", name=source, array=key, shape=images.shape)
     if n == 0:
-        raise DataError("data.empty_split", name=source, key=key)
+        raise DataError("data.empty_split", name=source, array=key)
     images = images.reshape(n, *IMAGE_SHAPE)
 
     if images.dtype == np.uint8:
@@ -226,17 +226,17 @@ def _check_images(images, key, source):
     if images.dtype.kind in "iu":
         low, high = int(images.min()), int(images.max())
         if low < 0 or high > 255:
-            raise DataError("data.int_images_range", name=source, key=key, min=low, max=high)
+            raise DataError("data.int_images_range", name=source, array=key, min=low, max=high)
         return images.astype(np.uint8)
 
     if images.dtype.kind == "f":
         low, high = float(np.min(images)), float(np.max(images))
         if not (np.isfinite(low) and np.isfinite(high)) or low < 0.0 or high > 1.0:
-            raise DataError("data.float_images_range", name=source, key=key,
+            raise DataError("data.float_images_range", name=source, array=key,
                             min=f"{low:g}", max=f"{high:g}")
         return np.rint(images * 255.0).astype(np.uint8)
 
-    raise DataError("data.bad_image_dtype", name=source, key=key, dtype=str(images.dtype))
+    raise DataError("data.bad_image_dtype", name=source, array=key, dtype=str(images.dtype))
 
 
 def _check_labels(labels, key, source):
@@ -244,15 +244,15 @@ def _check_labels(labels, key, source):
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels.reshape(-1)
     if labels.ndim != 1:
-        raise DataError("data.bad_label_shape", name=source, key=key, shape=labels.shape)
+        raise DataError("data.bad_label_shape", name=source, array=key, shape=labels.shape)
     if labels.dtype.kind not in "iuf":
-        raise DataError("data.bad_label_dtype", name=source, key=key, dtype=str(labels.dtype))
+        raise DataError("data.bad_label_dtype", name=source, array=key, dtype=str(labels.dtype))
 
     bad = ~np.isin(labels, np.arange(NUM_CLASSES))
     if bad.any():
         index = int(np.flatnonzero(bad)[0])
         value = labels[index].item()
-        raise DataError("data.bad_label_values", name=source, key=key, value=value, index=index)
+        raise DataError("data.bad_label_values", name=source, array=key, value=value, index=index)
     return labels.astype(np.uint8)
 
 
@@ -464,7 +464,7 @@ def _load_npz_file(file, source, name):
 
 def _check_npz_sizes(archive, source):
     """Reject archives whose arrays would decompress to more than `MAX_ARRAY_BYTES`."""
-    members = {f"{key}.npy" for key in NPZ_KEYS}
+    members = set(NPZ_KEYS) | {f"{key}.npy" for key in NPZ_KEYS}
     total = sum(info.file_size for info in archive.zip.infolist() if info.filename in members)
     if total > MAX_ARRAY_BYTES:
         raise DataError("data.too_large", name=source, size=_format_bytes(total),
@@ -473,13 +473,18 @@ def _check_npz_sizes(archive, source):
 
 def _read_npz_array(archive, key, source):
     try:
-        return archive[key]
+        array = archive[key]
     except ValueError as err:
         if "allow_pickle" in str(err):
-            raise DataError("data.object_array", name=source, key=key) from None
-        raise DataError("data.bad_array", name=source, key=key, error=str(err)) from None
+            raise DataError("data.object_array", name=source, array=key) from None
+        raise DataError("data.bad_array", name=source, array=key, error=str(err)) from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        raise DataError("data.bad_array", name=source, key=key, error=str(err)) from None
+        raise DataError("data.bad_array", name=source, array=key, error=str(err)) from None
+
+    # NpzFile returns the raw bytes of a member that does not start like an .npy file.
+    if not isinstance(array, np.ndarray):
+        raise DataError("data.bad_array", name=source, array=key, error="not in .npy format")
+    return array
 
 
 def _format_bytes(size):

@@ -78,24 +78,24 @@ MESSAGES = {
                         "y_train, x_test and y_test together with numpy.savez.",
     "data.missing_keys": "{name} lacks the arrays {missing}; an .npz data set needs x_train, "
                          "y_train, x_test and y_test.",
-    "data.object_array": "{name}: the array '{key}' contains Python objects, which are not "
+    "data.object_array": "{name}: the array '{array}' contains Python objects, which are not "
                          "loaded because unpickling can run code; save plain numeric arrays.",
-    "data.bad_array": "{name}: the array '{key}' cannot be read ({error}).",
-    "data.bad_image_shape": "{name}: {key} has shape {shape}; images must be N x 28 x 28 or "
+    "data.bad_array": "{name}: the array '{array}' cannot be read ({error}).",
+    "data.bad_image_shape": "{name}: {array} has shape {shape}; images must be N x 28 x 28 or "
                             "N x 784.",
-    "data.bad_image_dtype": "{name}: {key} has type {dtype}; images must be integers 0-255 "
+    "data.bad_image_dtype": "{name}: {array} has type {dtype}; images must be integers 0-255 "
                             "or floats 0-1.",
-    "data.int_images_range": "{name}: {key} has values from {min} to {max}; integer images "
+    "data.int_images_range": "{name}: {array} has values from {min} to {max}; integer images "
                              "must be in 0-255.",
-    "data.float_images_range": "{name}: {key} has values from {min} to {max}; float images "
+    "data.float_images_range": "{name}: {array} has values from {min} to {max}; float images "
                                "must be in 0-1 (divide by 255, or save them as uint8).",
-    "data.empty_split": "{name}: {key} has no images; the training and the test set each "
+    "data.empty_split": "{name}: {array} has no images; the training and the test set each "
                         "need at least one.",
-    "data.bad_label_shape": "{name}: {key} has shape {shape}; labels must be one digit class "
+    "data.bad_label_shape": "{name}: {array} has shape {shape}; labels must be one digit class "
                             "0-9 per image, shape N (for one-hot labels save "
                             "labels.argmax(axis=1)).",
-    "data.bad_label_dtype": "{name}: {key} has type {dtype}; labels must be integers 0-9.",
-    "data.bad_label_values": "{name}: {key} contains {value} at index {index}; labels must "
+    "data.bad_label_dtype": "{name}: {array} has type {dtype}; labels must be integers 0-9.",
+    "data.bad_label_values": "{name}: {array} contains {value} at index {index}; labels must "
                              "be integers 0-9.",
     "data.count_mismatch": "{name}: {images_key} has {n_images} images but {labels_key} has "
                            "{n_labels} labels; the counts must match.",
