@@ -134,7 +134,7 @@ def corrupted(gz_bytes):
     """Return a valid gzip of the same content with one byte changed."""
     content = bytearray(gzip.decompress(gz_bytes))
     content[-1] ^= 0xFF
-    return gzip.compress(bytes(content))
+    return gzip.compress(bytes(content), compresslevel=1)
 
 
 # --- download and cache -----------------------------------------------------------------

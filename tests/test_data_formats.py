@@ -386,6 +386,20 @@ def test_idx_bytes_from_uploads():
     assert np.array_equal(dataset.y_test, arrays["y_test"])
 
 
+def test_upload_source_idx_files():
+    arrays = small_arrays()
+    files = {base: io.BytesIO(idx_bytes(arrays[key])) for key, base in data.IDX_FILE_NAMES.items()}
+    source = data.upload_source(files, "my idx files")
+    assert source.kind == "upload"
+    assert source.dataset.n_test == 10
+
+
+def test_upload_idx_missing_file():
+    with pytest.raises(DataError) as info:
+        data.upload_source({"train-images-idx3-ubyte": b""}, "partial")
+    assert info.value.key == "data.idx_missing_files"
+
+
 def test_idx_bad_magic():
     raw = b"\x08\x03" + idx_bytes(np.zeros((2, 28, 28), np.uint8))[2:]
     with pytest.raises(DataError) as info:
