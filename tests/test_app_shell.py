@@ -281,6 +281,9 @@ def _is_format_only(text):
     text = re.sub(r"\{[^{}]*\}", "", text)
     text = re.sub(r"<[^>]*>", "", text)
     text = re.sub(r":material/[a-z_]+:", "", text)
+    # Streamlit Markdown directives (":red[...]", ":blue-background[...]") and emoji shortcodes.
+    text = re.sub(r":[a-z]+(-background)?\[", "", text)
+    text = re.sub(r":[a-z0-9_+-]+:", "", text)
     return not any(char.isalpha() for char in text)
 
 
@@ -325,6 +328,8 @@ def test_scan_finds_inline_strings(tmp_path):
         "st.slider(t('x'), help='Help text')\n"
         "st.markdown('**{}** · {}'.format(a, b))\n"
         "st.markdown(f'**{a}**: {b}')\n"
+        "st.markdown(f':red[{a} ⚠] :warning:')\n"
+        "st.markdown(':blue-background[Note]')\n"
         "st.container(key='prediction')\n"
         "st.session_state.get('lang', 'en')\n",
         encoding="utf-8",
@@ -332,7 +337,8 @@ def test_scan_finds_inline_strings(tmp_path):
     found = _inline_ui_strings(sample, root=tmp_path)
 
     shown = [line.split(" shows ", 1)[1] for line in found]
-    assert sorted(shown) == sorted(["'Hello'", "'Run {}'", "'note'", "'Raw'", "'Help text'"])
+    assert sorted(shown) == sorted(["'Hello'", "'Run {}'", "'note'", "'Raw'", "'Help text'",
+                                    "':blue-background[Note]'"])
 
 
 def test_no_inline_ui_strings():
