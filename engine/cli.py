@@ -95,9 +95,24 @@ def load_data(spec):
     """Load the data set named on the command line and log where it came from."""
     from .data import resolve_dataset
 
-    source = resolve_dataset(spec)
+    source = resolve_dataset(spec, progress=DownloadProgress())
     log.info("data: %s", source.reason)
     return source
+
+
+class DownloadProgress:
+    """Download progress callback that logs each file at most once per 10% of its size."""
+
+    def __init__(self):
+        self.logged = {}
+
+    def __call__(self, bytes_done, bytes_total, file_name):
+        if not bytes_total:
+            return
+        tenth = int(10 * bytes_done / bytes_total)
+        if self.logged.get(file_name) != tenth:
+            self.logged[file_name] = tenth
+            log.info("downloading %s: %d%% of %.1f MB", file_name, 10 * tenth, bytes_total / 1e6)
 
 
 def config_from_args(args, loss):
