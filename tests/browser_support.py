@@ -49,6 +49,18 @@ BROWSER_TIMEOUT_MS = 30_000
 LOG_PROBLEMS = ("Traceback", "missing ScriptRunContext")
 
 
+def default_data_path():
+    """Return the data set the test servers use: real MNIST next to the repository, else the subset.
+
+    Setting ``DIGIT_LAB_DATA`` to it keeps the app from downloading MNIST during tests, since
+    no request may leave 127.0.0.1.
+    """
+    mnist_dir = REPO_ROOT.parent / "shared" / "data" / "mnist"
+    if (mnist_dir / "train-images-idx3-ubyte.gz").is_file():
+        return str(mnist_dir)
+    return str(REPO_ROOT / "data" / "mnist-5k.npz")
+
+
 def skip_or_fail(reason):
     """Skip the test with ``reason``, or fail it when the environment variable ``CI`` is set."""
     if os.environ.get("CI"):
@@ -119,12 +131,19 @@ def start_streamlit(log_path, env=None, script="streamlit_app.py", timeout=SERVE
     """Start ``python -m streamlit run script`` on a free port and wait until it is healthy.
 
     ``env`` adds to or overrides the inherited environment (for example
-    ``{"DIGIT_LAB_DATA": str(path)}``); ``OPENBLAS_NUM_THREADS`` defaults to 1. The server's
+    ``{"DIGIT_LAB_DATA": str(path)}``). ``OPENBLAS_NUM_THREADS`` defaults to 1 and
+    ``DIGIT_LAB_DATA`` to ``default_data_path()``. The server's
     output goes to ``log_path``. Returns a ``StreamlitServer``; call ``stop()`` when done.
     Fails the test, showing the log, if the server exits or is not healthy within ``timeout`` s.
     """
     port = free_port()
-    server_env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    server_env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+        "DIGIT_LAB_DATA": default_data_path(),
+        **(env or {}),
+    }
     command = [
         sys.executable, "-m", "streamlit", "run", script,
         "--server.address", "127.0.0.1",

@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.browser_support import (
+    default_data_path,
     main_area,
     main_text,
     open_app,
@@ -32,6 +33,12 @@ PAGES = [
 ]
 
 APP_TEST_TIMEOUT = 60
+
+
+@pytest.fixture(autouse=True)
+def local_data(monkeypatch):
+    """Point the app at local data: AppTest runs pages in this process, and none may download."""
+    monkeypatch.setenv("DIGIT_LAB_DATA", default_data_path())
 
 
 def _app(locale="en-US", lang_param=None):
