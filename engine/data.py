@@ -46,6 +46,7 @@ IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 
 ENV_VAR = "DIGIT_LAB_DATA"
+MIRRORS_ENV_VAR = "DIGIT_LAB_MIRRORS"
 """Environment variable naming a folder of MNIST idx files (or an .npz) to use as "mnist"."""
 
 MAX_FILE_BYTES = 200 * 1000 * 1000
@@ -630,7 +631,7 @@ class DataSource:
         return NOTICES[self.reason_key].format(**self.reason_params)
 
 
-def resolve_mnist(path=None, *, cache_dir=None, mirrors=download.MIRRORS, download_allowed=True,
+def resolve_mnist(path=None, *, cache_dir=None, mirrors=None, download_allowed=True,
                   progress=None, timeout=download.DEFAULT_TIMEOUT, environ=None):
     """Find the full MNIST set and return a `DataSource`; fall back to the bundled subset.
 
@@ -641,7 +642,9 @@ def resolve_mnist(path=None, *, cache_dir=None, mirrors=download.MIRRORS, downlo
     2. The cache ``cache_dir`` (default `download.default_cache_dir`), if it contains the four
        files and each matches the official MD5.
     3. A download from ``mirrors`` into the cache, unless ``download_allowed`` is False or a
-       download failed in this process less than `RETRY_DOWNLOAD_SECONDS` ago.
+       download failed in this process less than `RETRY_DOWNLOAD_SECONDS` ago. Without
+       ``mirrors``, ``$DIGIT_LAB_MIRRORS`` (comma-separated base URLs; set but empty turns
+       downloads off) or else `download.MIRRORS` is used.
        ``progress(bytes_done, bytes_total_or_None, file_name)`` reports it.
     4. The bundled 5,000-image subset, with the reason the download was not used.
 
@@ -675,7 +678,9 @@ def resolve_mnist(path=None, *, cache_dir=None, mirrors=download.MIRRORS, downlo
             return DataSource(dataset, "cache", str(cache_dir), "data.source.cache",
                               {"location": str(cache_dir)})
 
-        if not download_allowed:
+        if mirrors is None:
+            mirrors = _mirrors_from_env(environ)
+        if not download_allowed or not mirrors:
             return _bundled_source("data.source.bundled_no_download", {})
 
         mirrors = download.validate_mirrors(mirrors)
@@ -702,6 +707,14 @@ def resolve_mnist(path=None, *, cache_dir=None, mirrors=download.MIRRORS, downlo
         logger.info("MNIST downloaded from %s", ", ".join(urls) or "(nothing missing)")
         return DataSource(dataset, "download", str(cache_dir), "data.source.download",
                           {"location": str(cache_dir), "urls": ", ".join(urls)})
+
+
+def _mirrors_from_env(environ):
+    """Return the mirrors named by ``$DIGIT_LAB_MIRRORS``, or `download.MIRRORS` if it is unset."""
+    value = environ.get(MIRRORS_ENV_VAR)
+    if value is None:
+        return download.MIRRORS
+    return tuple(url.strip() for url in value.split(",") if url.strip())
 
 
 def _download_failure_reason(err):
