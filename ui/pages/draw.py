@@ -206,7 +206,7 @@ def render_prediction(selected, reading, image_error):
             st.altair_chart(probability_chart(prediction.probabilities), width="stretch")
 
 
-def render_comparison(runs, own_ids, reading):
+def render_comparison(runs, reading):
     if not runs:
         return
     st.subheader(t("draw.compare_heading"), anchor=False)
@@ -224,7 +224,7 @@ def render_comparison(runs, own_ids, reading):
             digit, confidence = str(prediction.digit), format_percent(prediction.confidence)
         accuracy = run.test_accuracy
         rows.append({
-            t("draw.column_network"): network_label(run, own_ids),
+            t("draw.column_network"): run.name,
             t("draw.column_loss"): loss_label(run.loss),
             t("draw.column_digit"): digit,
             t("draw.column_confidence"): confidence,
@@ -261,4 +261,4 @@ with prediction_column:
     selected = render_network_picker(runs, own_ids)
     render_prediction(selected, reading, image_error)
 
-render_comparison(runs, own_ids, reading)
+render_comparison(runs, reading)
