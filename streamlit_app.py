@@ -14,16 +14,17 @@ import streamlit as st  # noqa: E402
 
 from ui.i18n import render_language_switch, t  # noqa: E402
 
-st.set_page_config(page_title=t("app.title"), page_icon=":material/draw:", layout="wide")
+# The favicon is an emoji because Streamlit 1.67 fetches a ":material/...:" page icon from
+# fonts.gstatic.com for the browser tab. Pages therefore have no icons of their own: the tab
+# would show the current page's icon instead.
+st.set_page_config(page_title=t("app.title"), page_icon="✍️", layout="wide")
 
+# The default page is served at "/" only: Streamlit ignores its url_path.
 pages = [
-    st.Page("ui/pages/train.py", title=t("app.nav.train"), icon=":material/model_training:",
-            url_path="train", default=True),
-    st.Page("ui/pages/draw.py", title=t("app.nav.draw"), icon=":material/draw:", url_path="draw"),
-    st.Page("ui/pages/duel.py", title=t("app.nav.duel"), icon=":material/compare_arrows:",
-            url_path="duel"),
-    st.Page("ui/pages/glossary.py", title=t("app.nav.glossary"), icon=":material/menu_book:",
-            url_path="glossary"),
+    st.Page("ui/pages/train.py", title=t("app.nav.train"), default=True),
+    st.Page("ui/pages/draw.py", title=t("app.nav.draw"), url_path="draw"),
+    st.Page("ui/pages/duel.py", title=t("app.nav.duel"), url_path="duel"),
+    st.Page("ui/pages/glossary.py", title=t("app.nav.glossary"), url_path="glossary"),
 ]
 page = st.navigation(pages)
 render_language_switch()

@@ -269,7 +269,7 @@ def app_page(new_browser_context):
 # ---------------------------------------------------------------------------
 
 def app_url(server, path="", query=None):
-    """Return the URL of page ``path`` ("", "train", "draw", "duel", "glossary") with ``query``."""
+    """Return the URL of page ``path`` with ``query``: "" (Train, the default), "draw", "duel", "glossary"."""
     url = f"{server.url}/{path.lstrip('/')}"
     if query:
         url += "?" + urlencode(query)
@@ -322,6 +322,42 @@ def wait_for_stable_text(page, quiet_ms=500, timeout_ms=BROWSER_TIMEOUT_MS):
         if current != text:
             text, stable_since = current, time.monotonic()
     return text
+
+
+# Text Streamlit draws inside its own widgets (the file uploader's "Drag and drop file here",
+# "Browse files" and "Upload", icon ligature names). It is English in every language.
+STREAMLIT_CHROME_SELECTORS = (
+    '[data-testid="stFileUploaderDropzone"]',
+    '[data-testid="stIconMaterial"]',
+)
+
+_OWN_TEXT_SCRIPT = """([root, skip]) => {
+    const parts = [];
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const parent = node.parentElement;
+        if (!parent || parent.closest(skip) || !parent.checkVisibility()) continue;
+        const text = node.textContent.trim();
+        if (text) parts.push(text);
+    }
+    return parts.join("\\n");
+}"""
+
+
+def own_text(page):
+    """Return the main area's visible text without the text Streamlit draws in its own widgets.
+
+    This is the text the app's locale files are responsible for, one text node a line.
+    """
+    root = main_area(page).element_handle()
+    return page.evaluate(_OWN_TEXT_SCRIPT, [root, ", ".join(STREAMLIT_CHROME_SELECTORS)])
+
+
+def assert_no_app_error(page):
+    """Fail if the page shows an exception box or Streamlit's "Page not found" dialog."""
+    exceptions = page.locator('[data-testid="stException"]')
+    assert exceptions.count() == 0, exceptions.first.inner_text()
+    assert page.get_by_text("Page not found").count() == 0, f"{page.url} is not a page of the app"
 
 
 def sidebar(page):

@@ -12,10 +12,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.browser_support import (
+    assert_no_app_error,
     default_data_path,
     main_area,
     main_text,
     open_app,
+    own_text,
     sidebar,
     wait_for_script_idle,
     wait_for_stable_text,
@@ -26,7 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # (page file, locale section, URL path) of every page in the navigation.
 PAGES = [
-    ("ui/pages/train.py", "train", "train"),
+    ("ui/pages/train.py", "train", ""),
     ("ui/pages/draw.py", "draw", "draw"),
     ("ui/pages/duel.py", "duel", "duel"),
     ("ui/pages/glossary.py", "glossary", "glossary"),
@@ -403,16 +405,19 @@ def test_leftover_check_finds_english():
 
 
 def test_chinese_pages_in_browser(streamlit_server, new_browser_context, tmp_path):
-    page = new_browser_context(locale="zh-CN").new_page()
+    # Streamlit scrolls the main area inside the window, so a tall window shows more of a page.
+    page = new_browser_context(locale="zh-CN", viewport={"width": 1280, "height": 2400}).new_page()
 
     for _, section, url_path in PAGES:
         open_app(page, streamlit_server, url_path, wait_text=translate("zh-CN", f"{section}.title"))
         wait_for_stable_text(page)
-        screenshot = tmp_path / f"zh-CN-{url_path}.png"
+        screenshot = tmp_path / f"zh-CN-{section}.png"
         page.screenshot(path=str(screenshot), full_page=True)
 
         assert screenshot.stat().st_size > 0
-        assert _english_leftovers(main_text(page)) == [], f"{url_path}: English text on the Chinese page, see {screenshot}"
+        assert_no_app_error(page)
+        leftovers = _english_leftovers(own_text(page))
+        assert leftovers == [], f"{section}: English text on the Chinese page, see {screenshot}"
         assert translate("zh-CN", "app.nav.glossary") in sidebar(page).inner_text()
 
     streamlit_server.assert_clean_log()
