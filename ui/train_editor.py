@@ -89,7 +89,7 @@ def render_presets():
     st.session_state[PRESET_KEY] = matching_preset(state.spec())
     options = list(NETWORK_PRESETS) + [CUSTOM_PRESET]
     st.selectbox(t("train.stack.preset"), options, key=PRESET_KEY, on_change=_apply_preset,
-                 format_func=lambda name: t(f"train.presets.{name}"),
+                 format_func=state.labels("train.presets", options),
                  help=t("train.stack.preset_help"))
 
 
@@ -189,7 +189,7 @@ def render_loss_picker():
     """Draw the loss choice and the remarks on how it fits the network's output."""
     key = state.seed("loss")
     st.radio(t("train.loss.label"), LOSS_NAMES, key=key, horizontal=True,
-             format_func=lambda name: t(f"train.loss.{name}"),
+             format_func=state.labels("train.loss", LOSS_NAMES),
              on_change=state.store, args=("loss",), help=t("train.loss.help"))
 
     with st.container(key="train-loss-advice"):

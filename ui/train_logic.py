@@ -318,7 +318,11 @@ def make_work(config, dataset):
         model = build_for_config(config)
         job.total_steps = steps_per_epoch(dataset.n_train, config.batch_size) * config.epochs
         started = time.perf_counter()
-        result = fit(model, config, dataset, callback=job.record, should_stop=job.should_stop)
+        # A diverging run overflows before fit() stops it and names the step; the page reports
+        # that, so NumPy's overflow warnings would only repeat it in the server log.
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = fit(model, config, dataset, callback=job.record,
+                         should_stop=job.should_stop)
         seconds = time.perf_counter() - started
 
         metrics = dict(result.metrics)

@@ -96,7 +96,7 @@ def render_runs():
         ids = [run.id for run in choices]
         st.session_state[SELECT_KEY] = selected.id if selected is not None else ids[0]
         st.selectbox(t("train.runs.select"), ids, key=SELECT_KEY, on_change=_select,
-                     format_func=lambda run_id: _describe_run(_find(run_id)),
+                     format_func={run.id: _describe_run(run) for run in choices}.get,
                      help=t("train.runs.select_help"))
         if selected is not None:
             _render_actions(selected)

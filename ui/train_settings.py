@@ -44,7 +44,7 @@ def render_settings(stack_valid):
 
     optimizer, lr, batch = st.columns(3)
     optimizer.selectbox(t("train.settings.optimizer"), OPTIMIZER_NAMES, key=state.seed("optimizer"),
-                        format_func=lambda name: t(f"train.optimizers.{name}"),
+                        format_func=state.labels("train.optimizers", OPTIMIZER_NAMES),
                         on_change=_store_optimizer, help=t("train.settings.optimizer_help"))
     lr.number_input(t("train.settings.lr"), min_value=1e-6, max_value=10.0, step=1e-4,
                     format="%g", key=state.seed("lr"), on_change=state.store, args=("lr",),
@@ -74,7 +74,7 @@ def render_settings(stack_valid):
 def render_data_choice():
     """Draw the data source choice and, for an upload, the file uploader."""
     st.radio(t("data.label"), state.DATA_KINDS, key=state.seed("data"), horizontal=True,
-             format_func=lambda kind: t(f"data.kinds.{kind}"), on_change=state.store,
+             format_func=state.labels("data.kinds", state.DATA_KINDS), on_change=state.store,
              args=("data",))
     if state.settings()["data"] != "upload":
         return

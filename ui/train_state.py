@@ -79,6 +79,15 @@ def store(name):
     settings()[name] = st.session_state[widget_key(name)]
 
 
+def labels(prefix, names):
+    """Return a ``format_func`` showing ``t(f"{prefix}.{name}")`` for each of ``names``.
+
+    The texts are looked up now, in the page language: Streamlit may call a ``format_func``
+    outside the script run (AppTest does), where the page language is unknown.
+    """
+    return {name: t(f"{prefix}.{name}") for name in names}.get
+
+
 def make_config():
     """Return the ``TrainConfig`` of the current stack and settings (not validated)."""
     values = settings()
