@@ -5,6 +5,10 @@ import os
 # OpenBLAS on both cores makes small-matrix work several times slower here, so limit it before
 # any test module imports numpy.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# No test may reach a public MNIST mirror: with this empty, the resolver (and any app server a
+# test starts, which inherits the environment) never downloads. Download tests pass their own
+# 127.0.0.1 mirrors explicitly.
+os.environ["DIGIT_LAB_MIRRORS"] = ""
 
 import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
