@@ -22,6 +22,7 @@ from engine.losses import make_loss
 from engine.modelfile import load_model
 from engine.tensor import Tensor
 from ui.i18n import format_percent, translate
+from ui.duel_logic import probe_interval, zoomed_lower_bound
 from ui.runs import MODELS_DIR_ENV, RUNS_KEY
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +153,7 @@ def test_three_runs_added_and_saved(app, tmp_path):
 
 def test_gradient_panel_matches_engine(app):
     setup = run_duel(app, epochs=1)
-    app.selectbox(key="duel-grad-network").set_value("ce")
+    assert app.selectbox(key=f"duel-grad-network-{setup.id}").value == "ce"
     app.number_input(key="duel-example-index").set_value(7)
     app.run()
     shown = gradient_table(app)
@@ -174,13 +175,22 @@ def test_gradient_panel_matches_engine(app):
         make_loss(loss)(outputs, np.array([label])).backward()
         np.testing.assert_allclose(shown[loss], model.layers[-1].bias.grad, rtol=1e-4, atol=1e-7)
 
-    # The confidence slider scales z before each loss's output layer.
+    # The confidence slider scales z before each loss's output layer; the scale toggle
+    # changes only the charts.
+    app.toggle(key="duel-grad-shared-scale").set_value(False)
     app.select_slider(key="duel-confidence").set_value(16.0)
     app.run()
     scaled = gradient_table(app)
     expected = output_gradients(z, label, scale=16.0)
     for loss in DUEL_LOSSES:
         np.testing.assert_allclose(scaled[loss], expected[loss].grad, rtol=1e-5, atol=1e-9)
+
+
+def test_zoomed_accuracy_axis(app):
+    run_duel(app, epochs=1)
+    app.toggle(key="duel-zoom").set_value(True)
+    app.run()
+    assert not app.exception
 
 
 def gradient_table(app):
@@ -193,7 +203,7 @@ def gradient_table(app):
 
 def test_gradient_panel_before_any_duel(app):
     """Without a duel the panel uses the untrained starting weights."""
-    assert app.selectbox(key="duel-grad-network").value == "initial"
+    assert app.selectbox(key="duel-grad-network-untrained").value == "initial"
     shown = gradient_table(app)
     assert all(np.isfinite(values).all() for values in shown.values())
     assert shown["ce"].sum() == pytest.approx(0.0, abs=1e-5)
@@ -235,3 +245,16 @@ def test_page_in_chinese(monkeypatch):
     assert not at.exception
     assert at.title[0].value == translate("zh-CN", "duel.title")
     assert button(at, translate("zh-CN", "duel.start"))
+
+
+def test_zoomed_lower_bound():
+    assert zoomed_lower_bound([]) == 0.0
+    values = [0.1] + [0.95] * 20 + [0.97] * 20
+    assert zoomed_lower_bound(values) == 0.94
+    assert zoomed_lower_bound([0.0, 0.005]) == 0.0
+
+
+def test_probe_interval_bounds():
+    assert probe_interval(63) == 6
+    assert probe_interval(10) == 5
+    assert probe_interval(938) == 50

@@ -143,6 +143,19 @@ def accuracy_rows(snapshot, probes, n_steps_per_epoch):
     return rows
 
 
+def zoomed_lower_bound(values, quantile=0.1, margin=0.01):
+    """Return the lower end of a zoomed accuracy axis: the ``quantile`` of ``values`` less
+    ``margin``, rounded down to a whole percent (0 without values).
+
+    The first, low values of a run fall below it and are cut off, so the axis shows the
+    differences near the top, where the runs end.
+    """
+    if not values:
+        return 0.0
+    low = float(np.quantile(np.asarray(values, dtype=np.float64), quantile)) - margin
+    return max(0.0, math.floor(low * 100) / 100)
+
+
 def loss_rows(snapshot, loss, n_steps_per_epoch):
     """Return rows ``{"epoch", "value", "measure"}`` for one loss's own chart.
 
@@ -273,5 +286,5 @@ __all__ = [
     "CONFIDENCE_STEPS", "COLOURS", "DEFAULT_SPEC", "DuelSetup", "PROBE_SIZE", "accuracy_rows",
     "example_logits", "find_misclassified", "gradient_rows", "loss_rows", "make_duel_work",
     "make_runs", "output_layer_name", "prepare_duel", "probe_interval", "result_rows",
-    "run_progress", "softmax", "stacks_text",
+    "run_progress", "softmax", "stacks_text", "zoomed_lower_bound",
 ]

@@ -26,7 +26,8 @@ from engine.train import build_for_config
 from ui.draw_predict import to_picture
 from ui.duel_logic import (
     COLOURS, CONFIDENCE_STEPS, DEFAULT_SPEC, accuracy_rows, example_logits, find_misclassified,
-    gradient_rows, loss_rows, make_duel_work, softmax, make_runs, prepare_duel, result_rows, run_progress,
+    gradient_rows, loss_rows, make_duel_work, make_runs, prepare_duel, result_rows, run_progress,
+    softmax, zoomed_lower_bound,
 )
 from ui.i18n import format_number, format_percent, t, t_error
 from ui.runs import add_session_run, save_run, session_runs, unique_run_name
@@ -38,6 +39,9 @@ SETUP_KEY = "duel-setup"
 MESSAGE_KEY = "duel-message"
 SAVE_MESSAGES_KEY = "duel-save-messages"
 CONFIRM_KEY = "duel-save-confirm"
+ZOOM_KEY = "duel-zoom"
+SHARED_SCALE_KEY = "duel-grad-shared-scale"
+GRAD_NETWORK_KEY = "duel-grad-network"
 INITIAL_CACHE_KEY = "duel-initial-model"
 LAYERS_KEY = "duel-layers"
 # Session-state keys where the train page keeps its layer stack (rows with ids, or a spec);
@@ -308,18 +312,20 @@ def colour_scale():
     return alt.Scale(domain=names, range=[COLOURS[loss] for loss in DUEL_LOSSES])
 
 
-def accuracy_chart(rows, measures, title, x_max):
+def accuracy_chart(rows, measures, title, x_max, zoom):
     frame = pd.DataFrame([row for row in rows if row["measure"] in measures],
                          columns=["loss", "epoch", "value", "measure"])
     frame["loss"] = frame["loss"].map(loss_name)
+    low = zoomed_lower_bound(frame["value"].tolist()) if zoom else 0.0
     x = alt.X("epoch:Q", title=t("duel.chart_epoch"), scale=alt.Scale(domain=[0, x_max]))
-    y = alt.Y("value:Q", title=t("duel.chart_accuracy"), scale=alt.Scale(domain=[0, 1]),
+    y = alt.Y("value:Q", title=t("duel.chart_accuracy"), scale=alt.Scale(domain=[low, 1]),
               axis=alt.Axis(format="%"))
     colour = alt.Color("loss:N", title=t("duel.column_loss"), scale=colour_scale(),
                        legend=alt.Legend(orient="bottom"))
-    lines = alt.Chart(frame[frame["measure"] != "test"]).mark_line().encode(x=x, y=y, color=colour)
-    points = alt.Chart(frame[frame["measure"] == "test"]).mark_point(size=70, filled=True).encode(
+    lines = alt.Chart(frame[frame["measure"] != "test"]).mark_line(clip=True).encode(
         x=x, y=y, color=colour)
+    points = alt.Chart(frame[frame["measure"] == "test"]).mark_point(
+        size=70, filled=True, clip=True).encode(x=x, y=y, color=colour)
     return (lines + points).properties(title=title, height=260)
 
 
@@ -340,14 +346,15 @@ def render_charts(setup):
     n_steps = setup.steps_per_epoch
     x_max = setup.first.epochs
     rows = accuracy_rows(snapshot, setup.probes, n_steps)
+    zoom = st.session_state.get(ZOOM_KEY, False)
     with st.container(key="duel-chart"):
         test_column, train_column = st.columns(2)
         with test_column:
             st.altair_chart(accuracy_chart(rows, ("probe", "test"), t("duel.chart_test_title"),
-                                           x_max), width="stretch")
+                                           x_max, zoom), width="stretch")
         with train_column:
-            st.altair_chart(accuracy_chart(rows, ("train",), t("duel.chart_train_title"), x_max),
-                            width="stretch")
+            st.altair_chart(accuracy_chart(rows, ("train",), t("duel.chart_train_title"), x_max,
+                                           zoom), width="stretch")
         st.caption(t("duel.chart_accuracy_caption", size=format_number(setup.probe_size),
                      every=setup.probe_every))
         for column, loss in zip(st.columns(3), DUEL_LOSSES):
@@ -542,7 +549,10 @@ def render_gradients(setup, configs):
         source = st.radio(t("duel.example_source"), sources, horizontal=True,
                           key="duel-example-source",
                           format_func=lambda value: t(f"duel.example_sources.{value}"))
-        network_key = st.selectbox(t("duel.network"), list(networks), key="duel-grad-network",
+        # A new key after each duel, so the choice starts at the trained cross-entropy network.
+        trained_id = setup.id if setup is not None and setup.run_ids else "untrained"
+        network_key = st.selectbox(t("duel.network"), list(networks),
+                                   key=f"{GRAD_NETWORK_KEY}-{trained_id}",
                                    format_func=lambda value: t(f"duel.networks.{value}"))
         model = networks[network_key]
         if source == "test":
@@ -586,12 +596,15 @@ def render_gradients(setup, configs):
                   target=target, target_probability=format_percent(float(probabilities[target]))))
 
     rows = gradient_rows(gradients, target)
-    limit = max(abs(row["gradient"]) for row in rows) or 1.0
-    y_domain = [-limit * 1.05, limit * 1.05]
+    shared = st.toggle(t("duel.shared_scale"), value=True, key=SHARED_SCALE_KEY,
+                       help=t("duel.shared_scale_help"))
     for column, loss in zip(st.columns(3), DUEL_LOSSES):
         item = gradients[loss]
+        shown = rows if shared else [row for row in rows if row["loss"] == loss]
+        limit = max(abs(row["gradient"]) for row in shown) or 1.0
         with column:
-            st.altair_chart(gradient_chart(rows, loss, y_domain), width="stretch")
+            st.altair_chart(gradient_chart(rows, loss, [-limit * 1.05, limit * 1.05]),
+                            width="stretch")
             st.caption(t("duel.grad_caption", output=output_text(loss, mse_output),
                          value=format_number(item.value, 4),
                          total=format_number(float(abs(item.grad).sum()), 4)))
@@ -628,6 +641,7 @@ if setup is not None:
     render_weight_check(setup)
 if setup is not None and setup.job is not None:
     st.subheader(t("duel.progress_heading"), anchor=False)
+    st.toggle(t("duel.zoom"), key=ZOOM_KEY, help=t("duel.zoom_help"))
     st.fragment(render_status, run_every=STATUS_SECONDS if running else None)(setup)
     st.fragment(render_charts, run_every=CHART_SECONDS if running else None)(setup)
     render_results(setup)
