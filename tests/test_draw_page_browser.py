@@ -131,7 +131,7 @@ def test_mouse_digits_read_and_cleared(draw_server, new_browser_context):
     draw_server.assert_clean_log()
 
 
-# Counts the canvas pixels with ink (bright red channel) on the layer that holds the drawing.
+# Counts the canvas pixels with ink (bright red channel) on the layer that contains the drawing.
 COUNT_INK_PIXELS = """
 () => {
     const host = document.querySelector('[data-testid="stBidiComponentIsolated"]');

@@ -1,7 +1,7 @@
 """Read a canvas drawing with every available network, for the draw page.
 
-The page hands over the PNG bytes the canvas sent; ``read_drawing`` decodes them, preprocesses the
-image into the 28x28 network input (``engine.preprocess``) and runs that input through each
+The page passes the PNG bytes the canvas sent to ``read_drawing``. It decodes them, preprocesses
+the image into the 28x28 network input (``engine.preprocess``) and runs that input through each
 network. This module does not import Streamlit, so tests and ``ui/draw_benchmark.py`` use it
 directly.
 """
@@ -23,7 +23,7 @@ from engine.preprocess import Preprocessed, preprocess_canvas
 log = logging.getLogger(__name__)
 
 NO_DIGIT = "\u2014"
-"""What the page shows in place of a digit when there is nothing to read (an em dash)."""
+"""Text shown in place of a digit when there is nothing to read (an em dash)."""
 
 PREVIEW_SIZE = 196
 """Side in pixels of the enlarged 28x28 network input on the page (7 pixels per input pixel)."""
@@ -47,7 +47,7 @@ class Prediction:
     """What one network reads in the drawing.
 
     ``probabilities`` is (10,) float32 summing to 1, or None when the network failed. ``error``
-    then holds a ``DigitLabError`` (translated by the page), ``NON_FINITE``, or the English text
+    then contains a ``DigitLabError`` (translated by the page), ``NON_FINITE``, or the English text
     of another exception.
     """
 

@@ -131,10 +131,13 @@ def render_network_input(reading):
         network_input = [[0.0] * 28] * 28
     st.image(to_picture(network_input, PREVIEW_SIZE), caption=t("draw.input_caption"))
 
+
+def render_steps(reading):
+    """Draw the expander with the preprocessing steps from the drawing to the network input."""
     steps = reading.preprocessed.steps if reading is not None else {}
     with st.expander(t("draw.steps_expander")):
-        shown = [name for name in SHOWN_STEPS if name in steps]
-        for column, name in zip(st.columns(len(SHOWN_STEPS)), shown):
+        available = [name for name in SHOWN_STEPS if name in steps]
+        for column, name in zip(st.columns(len(SHOWN_STEPS)), available):
             with column:
                 st.image(to_picture(steps[name], STEP_PREVIEW_SIZE), caption=t(f"draw.steps.{name}"))
 
@@ -167,8 +170,8 @@ def render_network_picker(runs, own_ids):
     if selected is None:
         return None
 
-    # The selection lives in ui.runs; seed the widget from it on every run, so a network picked
-    # on another page, or one that disappeared, is reflected here.
+    # ui.runs stores the selection. Seeding the widget from it on every run shows a network picked
+    # on another page, and replaces one that no longer exists.
     st.session_state[NETWORK_KEY] = selected.id
     labels = {run.id: network_label(run, own_ids) for run in runs}
     st.selectbox(t("draw.network"), list(labels), format_func=labels.get, key=NETWORK_KEY,
@@ -261,4 +264,5 @@ with prediction_column:
     selected = render_network_picker(runs, own_ids)
     render_prediction(selected, reading, image_error)
 
+render_steps(reading)
 render_comparison(runs, reading)
