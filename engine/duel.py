@@ -83,7 +83,7 @@ def output_layer(loss, mse_output="softmax"):
 
 
 def duel_layers(layers, mse_output="softmax"):
-    """Return ``{loss: layer stack}``: the learner's stack, stripped, plus each loss's output layer."""
+    """Return ``{loss: layer stack}``: the stripped stack plus the output layer of each loss."""
     base = strip_output_activation(layers)
     stacks = {}
     for loss in DUEL_LOSSES:

@@ -22,7 +22,7 @@ def en(key, **params):
 
 @pytest.fixture
 def duel_server(start_streamlit_server, tmp_path):
-    """A server whose MNIST is the bundled subset (nothing to download) and with its own models folder."""
+    """A server whose MNIST is the bundled subset (no download) and whose models folder is new."""
     return start_streamlit_server(env={"DIGIT_LAB_DATA": str(BUNDLED_PATH),
                                        "DIGIT_LAB_MODELS": str(tmp_path / "models")})
 

@@ -93,7 +93,8 @@ def test_duel_fills_table_and_matches_cli_train(app):
     setup = run_duel(app)
 
     table = results_table(app)
-    assert list(table[en("duel.column_loss")]) == [en(f"duel.loss_names.{loss}") for loss in DUEL_LOSSES]
+    names = [en(f"duel.loss_names.{loss}") for loss in DUEL_LOSSES]
+    assert list(table[en("duel.column_loss")]) == names
     assert set(table[en("duel.column_status")]) == {en("duel.run_status.finished")}
 
     for row, (loss, suffix) in enumerate((("ce", ""), ("mse", ",softmax"), ("bce", ",sigmoid"))):
@@ -150,6 +151,13 @@ def test_three_runs_added_and_saved(app, tmp_path):
     assert any("bad name!" in e.value for e in app.error)
     assert not app.exception
 
+    # The draw page lists the three networks side by side.
+    app.switch_page("ui/pages/draw.py").run()
+    assert not app.exception
+    comparison = "\n".join(table.value.to_string() for table in app.table)
+    for name in ("duel-ce", "duel-mse", "duel-bce"):
+        assert name in comparison
+
 
 def test_gradient_panel_matches_engine(app):
     setup = run_duel(app, epochs=1)
@@ -195,7 +203,8 @@ def test_zoomed_accuracy_axis(app):
 
 def gradient_table(app):
     column = {en(f"duel.loss_names.{loss}"): loss for loss in DUEL_LOSSES}
-    frames = [frame.value for frame in app.dataframe if en("duel.grad_digit") in frame.value.columns]
+    frames = [frame.value for frame in app.dataframe
+              if en("duel.grad_digit") in frame.value.columns]
     assert len(frames) == 1
     frame = frames[0]
     return {loss: frame[name].to_numpy(dtype=np.float64) for name, loss in column.items()}

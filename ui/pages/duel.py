@@ -257,7 +257,7 @@ def render_weight_check(setup):
             st.success(t("duel.weights_identical", n_params=format_number(check.n_params),
                          digest=check.digests["ce"]), icon=":material/check_circle:")
         else:
-            digests = ", ".join(f"{loss_name(loss)} {digest}"
+            digests = t("duel.list_separator").join(f"{loss_name(loss)} {digest}"
                                 for loss, digest in check.digests.items())
             st.error(t("duel.weights_differ_detail", digests=digests))
         st.caption(t("duel.lockstep_caption", n_train=format_number(setup.dataset.n_train),
@@ -437,7 +437,8 @@ def render_runs(setup):
         return
     st.subheader(t("duel.runs_heading"), anchor=False)
     runs = {run.id: run for run in session_runs()}
-    names = ", ".join(runs[run_id].name for run_id in setup.run_ids.values() if run_id in runs)
+    names = t("duel.list_separator").join(runs[run_id].name for run_id in setup.run_ids.values()
+                                          if run_id in runs)
     st.markdown(t("duel.runs_added", names=names))
     st.page_link("ui/pages/draw.py", label=t("duel.go_draw"), icon=":material/draw:")
 
