@@ -10,7 +10,7 @@ from tests.browser_support import assert_no_app_error, main_area, open_app, wait
 from ui.i18n import translate
 
 # Long enough on the bundled subset for several chart redraws (the chart redraws every 1.5 s).
-EPOCHS = 20
+EPOCHS = 12
 SPEC = "flatten,linear:128,relu,linear:10"
 UPDATE_TIMEOUT_S = 60
 FINISH_TIMEOUT_MS = 180_000

@@ -267,3 +267,51 @@ def test_probe_interval_bounds():
     assert probe_interval(63) == 6
     assert probe_interval(10) == 5
     assert probe_interval(938) == 50
+
+
+def test_stop_keeps_partial_runs(app):
+    app.text_input(key="duel-layers").set_value(SPEC)
+    app.radio(key="duel-data").set_value("bundled")
+    app.number_input(key="duel-epochs").set_value(20)
+    app.run()
+    button(app, en("duel.start")).click()
+    app.run()
+    setup = app.session_state[SETUP_KEY]
+    deadline = time.monotonic() + DUEL_SECONDS
+    while setup.job.snapshot()["step"] < 20:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    button(app, en("duel.stop")).click()
+    app.run()
+    while not (setup.job.done and setup.shown_done):
+        assert time.monotonic() < deadline, "the duel did not stop in time"
+        time.sleep(0.3)
+        app.run()
+    assert setup.job.state == "stopped"
+    table = results_table(app)
+    assert set(table[en("duel.column_status")]) == {en("duel.run_status.stopped")}
+    runs = {run.id: run for run in app.session_state[RUNS_KEY]}
+    for loss in DUEL_LOSSES:
+        run = runs[setup.run_ids[loss]]
+        assert run.status == "stopped"
+        assert 0.0 <= run.test_accuracy <= 1.0
+
+
+def test_gradient_panel_uses_drawing(app):
+    from engine.preprocess import Preprocessed
+    from ui.draw_predict import DrawingReading
+
+    drawing = np.zeros((28, 28), dtype=np.float32)
+    drawing[4:24, 13:16] = 1.0  # a vertical bar, roughly a 1
+    app.session_state["draw-reading"] = (("test", ()), DrawingReading(Preprocessed(drawing)))
+    app.run()
+    app.radio(key="duel-example-source").set_value("drawing")
+    app.run()
+    assert not app.exception
+    model = app.session_state["duel-initial-model"][1]
+    z = pre_activation(model, drawing.reshape(1, 1, 28, 28))[0]
+    target = int(z.argmax())
+    expected = output_gradients(z, target)
+    shown = gradient_table(app)
+    for loss in DUEL_LOSSES:
+        np.testing.assert_allclose(shown[loss], expected[loss].grad, rtol=1e-5, atol=1e-9)

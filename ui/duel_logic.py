@@ -16,9 +16,10 @@ from engine.duel import (
     DUEL_LOSSES, PROBE_SIZE, build_duel_models, check_identical_weights, fit_duel, output_layer,
     pre_activation, summarize,
 )
+from engine.losses import make_loss
 from engine.modelfile import make_header
 from engine.spec import format_spec, normalise
-from engine.train import build_for_config
+from engine.train import build_for_config, evaluate
 from ui.runs import Run
 from ui.train_logic import smooth
 from ui.worker import steps_per_epoch
@@ -213,6 +214,13 @@ def make_runs(setup, snapshot, names):
     for loss, duel_run in duel.runs.items():
         config = setup.configs[loss]
         metrics = dict(duel_run.result.metrics)
+        if rows[loss]["status"] != "finished" and duel_run.result.steps > 0:
+            # A stopped or diverged run: measure the weights it ended with (as the train
+            # page does), so the draw page shows their accuracy.
+            test_loss, test_accuracy = evaluate(duel_run.model, make_loss(loss),
+                                                setup.dataset.x_test,
+                                                setup.dataset.y_test.astype(np.int64))
+            metrics.update(test_loss=test_loss, test_accuracy=test_accuracy)
         header = make_header(
             normalise(config.layers), loss, config.optimizer_settings(),
             dataset={"name": setup.dataset.name, "kind": setup.data_kind,
