@@ -1,6 +1,6 @@
-"""What the loss-duel page computes, without Streamlit: the job, chart rows, table rows, runs.
+"""Computations of the loss-duel page, without Streamlit: the job, chart rows, table rows, runs.
 
-The page (``ui/pages/duel.py``) only lays out widgets; the numbers it shows come from here and
+The page (``ui/pages/duel.py``) only lays out widgets. The numbers it shows come from here and
 from ``engine.duel``, so tests can check them directly.
 """
 
@@ -13,12 +13,12 @@ import numpy as np
 
 from engine.data import to_input
 from engine.duel import (
-    DUEL_LOSSES, PROBE_SIZE, build_duel_models, check_identical_weights, fit_duel, output_layer,
-    pre_activation, summarize,
+    DUEL_LOSSES, PROBE_SIZE, build_duel_models, check_identical_weights, fit_duel, pre_activation,
+    summarize,
 )
 from engine.losses import make_loss
 from engine.modelfile import make_header
-from engine.spec import format_spec, normalise
+from engine.spec import normalise
 from engine.train import build_for_config, evaluate
 from ui.runs import Run
 from ui.train_logic import smooth
@@ -49,7 +49,7 @@ class DuelSetup:
     ``models`` are trained in place by the job's thread; ``initial`` is a separate copy of the
     starting weights (for the gradient panel). ``probes`` maps each loss to the probe events,
     appended by the training thread (``list.append`` is atomic in CPython) and copied by the page.
-    ``run_ids`` maps each loss to its session run once the duel has ended; ``shown_done`` is
+    ``run_ids`` maps each loss to its session run once the duel has ended. ``shown_done`` is
     set once a full page run has shown the ended duel.
     """
 
@@ -278,21 +278,3 @@ def gradient_rows(gradients, target):
             rows.append({"loss": loss, "digit": str(digit), "gradient": float(item.grad[digit]),
                          "output": float(item.outputs[digit]), "is_target": digit == target})
     return rows
-
-
-def output_layer_name(loss, mse_output):
-    """Return the output layer's type for ``loss``, or None for raw outputs (logits)."""
-    return output_layer(loss, mse_output)
-
-
-def stacks_text(configs):
-    """Return ``{loss: compact spec}`` of the three stacks."""
-    return {loss: format_spec(config.layers) for loss, config in configs.items()}
-
-
-__all__ = [
-    "CONFIDENCE_STEPS", "COLOURS", "DEFAULT_SPEC", "DuelSetup", "PROBE_SIZE", "accuracy_rows",
-    "example_logits", "find_misclassified", "gradient_rows", "loss_rows", "make_duel_work",
-    "make_runs", "output_layer_name", "prepare_duel", "probe_interval", "result_rows",
-    "run_progress", "softmax", "stacks_text", "zoomed_lower_bound",
-]

@@ -1,8 +1,8 @@
 """Loss duel page: the learner's network trained three times, once per loss, side by side.
 
-One click builds three copies of the stack (cross-entropy on logits, MSE on softmax
-probabilities or raw outputs, BCE on sigmoid outputs), checks that their starting weights are
-byte-identical, and trains them in lockstep on the same batches in a background job
+One click builds three copies of the stack: cross-entropy on logits, MSE on softmax
+probabilities or raw outputs, and BCE on sigmoid outputs. It checks that their starting weights
+are byte-identical and trains them in lockstep on the same batches in a background job
 (``engine.duel.fit_duel`` in a ``ui.worker.TrainingJob``). Fragments redraw the progress and
 the curves while it runs. Afterwards the page shows the results table, adds the three networks
 to the session's runs (so the draw page shows them) and lets the learner save them. The last
@@ -204,8 +204,8 @@ def load_data(choice):
     """Return ``(dataset, kind)`` for the data choice; MNIST falls back to the bundled subset."""
     if choice == "bundled":
         return load_bundled(), "bundled"
-    # MNIST as the train page resolved it (it may have downloaded it); else only what is
-    # already on this machine, because a download belongs to the train page.
+    # Use MNIST as the train page resolved it, which may include a download. Otherwise use only
+    # what is already on this machine, because downloading is the train page's job.
     source = mnist_loader().loaded() or resolve_mnist(download_allowed=False)
     return source.dataset, source.kind
 
