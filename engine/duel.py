@@ -175,6 +175,7 @@ class DuelRun:
         self.checkpoint = [p.data.copy() for p in self.params]
         self._hash = hashlib.sha256()
         self._epoch_totals = (0.0, 0, 0)
+        self._epoch_started_seconds = 0.0
 
     @property
     def active(self):
@@ -254,7 +255,7 @@ class DuelResult:
     """Outcome of ``fit_duel``: ``runs`` maps each loss to its ``DuelRun``.
 
     ``stopped``: the stop flag ended the duel. ``steps_per_epoch``, ``probe_every`` and
-    ``probe_size`` say how the runs were measured. ``seconds``: wall time of the whole duel.
+    ``probe_size`` describe how the runs were measured. ``seconds``: wall time of the whole duel.
     """
 
     runs: dict
@@ -280,8 +281,9 @@ def fit_duel(models, configs, dataset, callback=None, should_stop=None,
         on_epoch_end: ``on_epoch_end(epoch, runs)`` with ``{loss: DuelRun}`` once every run
             still training finished the epoch (its epoch event is ``run.result.history[-1]``).
 
-    A run whose loss stops being finite is handled as ``fit`` handles it (back to the last
-    checkpoint, ``diverged_at_step`` set) and sits out the rest of the duel; the others go on.
+    A run whose loss stops being finite is handled as ``fit`` handles it: its weights go back to
+    the last checkpoint and ``diverged_at_step`` is set. That run sits out the rest of the duel
+    while the others go on.
     """
     first = next(iter(configs.values()))
     for config in configs.values():
@@ -370,13 +372,17 @@ def first_step_reaching(events, threshold, key="test_accuracy"):
 def summarize(duel):
     """Return ``{loss: row}`` for the results table.
 
-    Row keys: ``final_test_accuracy`` and ``best_test_accuracy`` (whole test set, per epoch),
-    ``steps_to_90`` and ``steps_to_95`` (first probe at or above the threshold; a probe is the
-    accuracy on the first ``probe_size`` test images, measured every ``probe_every`` steps, so
-    these are estimates that can be up to ``probe_every - 1`` steps late), ``epoch_steps_to_90``
-    and ``epoch_steps_to_95`` (the same from the per-epoch test accuracy), ``seconds``,
-    ``final_train_loss``, ``final_test_loss``, ``status`` ("finished", "stopped" or
-    "diverged") and ``diverged_at_step``. Missing values are None.
+    Row keys:
+
+    - ``final_test_accuracy``, ``best_test_accuracy``: whole test set, measured per epoch.
+    - ``steps_to_90``, ``steps_to_95``: the step of the first probe at or above the threshold.
+      A probe measures the accuracy on the first ``probe_size`` test images every
+      ``probe_every`` steps, so these estimates can be up to ``probe_every - 1`` steps late.
+    - ``epoch_steps_to_90``, ``epoch_steps_to_95``: the same from the per-epoch test accuracy.
+    - ``seconds``, ``final_train_loss``, ``final_test_loss``, ``diverged_at_step``.
+    - ``status``: "finished", "stopped" or "diverged".
+
+    Missing values are None.
     """
     rows = {}
     for loss, run in duel.runs.items():
