@@ -48,12 +48,17 @@ WAIT_FOR_DIGIT = """
 
 
 @pytest.fixture
-def draw_server(start_streamlit_server, trained_models_dir, mnist_dir):  # noqa: F811
-    """A server with the shipped networks (or stand-ins) and real MNIST for the train page."""
-    env = {"DIGIT_LAB_DATA": str(mnist_dir)}
-    if not any((REPO_ROOT / "models").glob("*.npz")):
-        env["DIGIT_LAB_MODELS"] = str(trained_models_dir)
-    return start_streamlit_server(env=env)
+def draw_models_dir(trained_models_dir):  # noqa: F811
+    """The shipped models folder, or the stand-in networks while it has no model files."""
+    shipped = REPO_ROOT / "models"
+    return shipped if any(shipped.glob("*.npz")) else trained_models_dir
+
+
+@pytest.fixture
+def draw_server(start_streamlit_server, draw_models_dir, mnist_dir):
+    """A server with the networks of ``draw_models_dir`` and real MNIST for the train page."""
+    return start_streamlit_server(env={"DIGIT_LAB_DATA": str(mnist_dir),
+                                       "DIGIT_LAB_MODELS": str(draw_models_dir)})
 
 
 def new_page(new_browser_context):
@@ -163,23 +168,35 @@ def test_pen_width_change_keeps_drawing(draw_server, new_browser_context):
     draw_server.assert_clean_log()
 
 
-@pytest.mark.time_limit(240)
-def test_digits_read_while_training(draw_server, new_browser_context):
-    page = new_page(new_browser_context)
-    open_app(page, draw_server, "", query={"lang": "en"}, wait_text=translate("en", "train.title"))
-
-    # A long training run, so it is still going while the digits are drawn; stopped at the end.
-    epochs = page.get_by_role("spinbutton", name=translate("en", "train.settings.epochs"))
-    epochs.fill("50")
-    epochs.press("Enter")
+def start_training(page, server, epochs):
+    """Open the train page, set the number of epochs and press Train; wait until the job exists."""
+    open_app(page, server, "", query={"lang": "en"}, wait_text=translate("en", "train.title"))
+    epochs_input = page.get_by_role("spinbutton", name=translate("en", "train.settings.epochs"))
+    epochs_input.fill(str(epochs))
+    epochs_input.press("Enter")
     wait_for_script_idle(page)
     page.locator(".st-key-train-start button").click()
     # The Stop button is there only while a job is queued, running or paused.
     page.locator(".st-key-train-stop button").wait_for()
 
+
+def go_to_draw_page(page):
     sidebar(page).get_by_role("link", name=translate("en", "app.nav.draw")).click()
     page.locator(".st-key-predicted-digit").get_by_text(NO_DIGIT, exact=True).wait_for()
     wait_for_script_idle(page)
+
+
+def comparison_row_count(page):
+    return page.locator(".st-key-comparison tbody tr").count()
+
+
+@pytest.mark.time_limit(240)
+def test_digits_read_while_training(draw_server, new_browser_context):
+    page = new_page(new_browser_context)
+    # A long training run, so it is still going while the digits are drawn; stopped at the end.
+    start_training(page, draw_server, epochs=50)
+    go_to_draw_page(page)
+    assert translate("en", "draw.training_running") in page.inner_text("body")
 
     latencies = {}
     for digit in BROWSER_DIGITS:
@@ -194,4 +211,23 @@ def test_digits_read_while_training(draw_server, new_browser_context):
     stop.wait_for()
     stop.click()
     page.locator(".st-key-train-stop").wait_for(state="detached")
+    draw_server.assert_clean_log()
+
+
+@pytest.mark.time_limit(240)
+def test_finished_training_joins_draw_page(draw_server, draw_models_dir, new_browser_context):
+    page = new_page(new_browser_context)
+    start_training(page, draw_server, epochs=4)
+    go_to_draw_page(page)
+    files = len(list(draw_models_dir.glob("*.npz")))
+
+    # The page polls the job and reruns when it ends; the new run is listed first and selected.
+    page.locator(".st-key-comparison tbody tr").nth(files).wait_for(timeout=180_000)
+    assert comparison_row_count(page) == files + 1
+    assert translate("en", "draw.training_running") not in page.inner_text("body")
+
+    shown, _ = draw_and_read(page, 7)
+    assert shown == "7"
+    first_row = page.locator(".st-key-comparison tbody tr").first.inner_text()
+    assert "7" in first_row.split()
     draw_server.assert_clean_log()

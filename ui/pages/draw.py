@@ -28,6 +28,7 @@ from ui.draw_predict import (
 )
 from ui.i18n import format_percent, t, t_error
 from ui.runs import available_runs, saved_runs, select_run, selected_run, session_runs
+from ui.train_live import active_job, finalize_job, last_run
 
 CANVAS_KEY = "canvas"
 CANVAS_SIZE = 280
@@ -40,6 +41,9 @@ STROKE_KEY = "draw-stroke-width"
 STROKE_MIN, STROKE_MAX, STROKE_DEFAULT = 8, 40, 18
 NETWORK_KEY = "draw-network"
 READING_KEY = "draw-reading"
+NEW_RUN_KEY = "draw-new-run"
+# Seconds between checks of this session's training job while one exists.
+TRAINING_POLL_SECONDS = 2.0
 
 
 # ----- reading the drawing -----
@@ -237,10 +241,38 @@ def render_comparison(runs, reading):
         st.table(pd.DataFrame(rows), hide_index=True)
 
 
+def adopt_finished_training():
+    """Add this session's training run to the networks once it has ended; True if it did.
+
+    The train page does this too, but a learner may start a run and come here to draw while it
+    trains. ``finalize_job`` also selects the new run, so it is the one shown next.
+    """
+    if not finalize_job():
+        return False
+    run = last_run()
+    if run is not None:
+        st.session_state[NEW_RUN_KEY] = run.name
+    return True
+
+
+def training_status():
+    """Fragment body: say a training run is going on; rerun the page when it has ended."""
+    if adopt_finished_training():
+        st.rerun(scope="app")
+    if active_job() is not None:
+        st.caption(t("draw.training_running"))
+
+
 # ----- the page -----
 
 st.title(t("draw.title"))
 st.caption(t("draw.intro"))
+
+adopt_finished_training()
+new_run = st.session_state.pop(NEW_RUN_KEY, None)
+if new_run is not None:
+    st.toast(t("draw.training_done", name=new_run), icon=":material/check_circle:")
+st.fragment(run_every=TRAINING_POLL_SECONDS if active_job() is not None else None)(training_status)()
 
 runs = available_runs()
 own_ids = {run.id for run in session_runs()}
