@@ -11,7 +11,7 @@ from ui.i18n import translate
 
 # Long enough on the bundled subset for several chart redraws (the chart redraws every 1.5 s).
 EPOCHS = 12
-SPEC = "flatten,linear:128,relu,linear:10"
+SPEC = "flatten,linear:64,relu,linear:10"
 UPDATE_TIMEOUT_S = 60
 FINISH_TIMEOUT_MS = 180_000
 
