@@ -57,7 +57,8 @@ def current_reading(png_bytes, runs, error=None):
     if png_bytes is None:
         return None, error
 
-    cache_key = (drawing_digest(png_bytes), tuple(run.id for run in runs))
+    # id(run.model) changes when a model file is rewritten under the same name and read again.
+    cache_key = (drawing_digest(png_bytes), tuple((run.id, id(run.model)) for run in runs))
     cached = st.session_state.get(READING_KEY)
     if cached is not None and cached[0] == cache_key:
         return cached[1], None
