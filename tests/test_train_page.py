@@ -290,11 +290,13 @@ def _train_to_end(at):
 
 
 def _chart_frame(at, key):
-    chart = at.get_by_key(key).get("vega_lite_chart")[0]
-    frames = [dataframe_util.convert_arrow_bytes_to_pandas_df(dataset.data.data)
-              for dataset in chart.proto.datasets]
-    assert len(frames) == 1
-    return frames[0]
+    """Return the data of the Vega-Lite chart in the container ``key`` as a DataFrame."""
+    proto = at.get_by_key(key).get("vega_lite_chart")[0].proto
+    tables = [dataset.data.data for dataset in proto.datasets]
+    if proto.HasField("data"):
+        tables.append(proto.data.data)
+    assert len(tables) == 1
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(tables[0])
 
 
 def _status(at):

@@ -10,7 +10,6 @@ reruns the whole page, so the Train button and the runs list update.
 import logging
 import math
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
@@ -273,35 +272,54 @@ def _charts_fragment():
     loss_column, accuracy_column = st.columns(2)
     with loss_column.container(key="loss-chart"):
         st.markdown(f"**{t('train.chart.loss_title')}**")
-        st.altair_chart(_chart(loss_points(series, per_epoch), "loss"), width="stretch")
+        st.vega_lite_chart(_chart_frame(loss_points(series, per_epoch), "loss"),
+                           _chart_spec("loss"), width="stretch")
     with accuracy_column.container(key="accuracy-chart"):
         st.markdown(f"**{t('train.chart.accuracy_title')}**")
-        st.altair_chart(_chart(accuracy_points(series, per_epoch), "accuracy"),
-                        width="stretch")
+        st.vega_lite_chart(_chart_frame(accuracy_points(series, per_epoch), "accuracy"),
+                           _chart_spec("accuracy"), width="stretch")
 
 
-def _chart(points, kind):
-    """Return a layered Altair line chart of ``points`` (``kind`` "loss" or "accuracy").
+def _chart_spec(kind):
+    """Return the Vega-Lite spec of the ``kind`` ("loss" or "accuracy") chart.
 
-    Test points get markers, so a one-epoch run still shows its test value.
+    Written as a plain dict rather than with Altair: building and validating an Altair chart
+    takes tens of milliseconds, which the training thread loses on every redraw. Test points
+    get markers, so a one-epoch run still shows its test value.
     """
     curves = [curve for curve in CURVE_COLOURS if kind == "loss" or curve != "train"]
-    names = {curve: t(f"train.chart.{kind}_curves.{curve}") for curve in curves}
+    names = [t(f"train.chart.{kind}_curves.{curve}") for curve in curves]
+    test_name = names[curves.index("test")]
     y_title = t(f"train.chart.{kind}")
+    y_axis = {"format": "%"} if kind == "accuracy" else {}
+    return {
+        "height": 260,
+        "encoding": {
+            "x": {"field": "epoch", "type": "quantitative", "title": t("train.chart.epoch")},
+            "y": {"field": "value", "type": "quantitative", "title": y_title,
+                  "scale": {"zero": False}, "axis": y_axis},
+            "color": {"field": "curve", "type": "nominal", "title": None,
+                      "scale": {"domain": names,
+                                "range": [CURVE_COLOURS[curve] for curve in curves]},
+                      "legend": {"orient": "bottom", "columns": 2, "labelLimit": 260}},
+            "tooltip": [
+                {"field": "curve", "type": "nominal", "title": t("train.chart.curve")},
+                {"field": "epoch", "type": "quantitative", "title": t("train.chart.epoch"),
+                 "format": ".2f"},
+                {"field": "value", "type": "quantitative", "title": y_title, "format": ".4f"},
+            ],
+        },
+        "layer": [
+            {"mark": {"type": "line"},
+             "transform": [{"filter": {"not": {"field": "curve", "equal": test_name}}}]},
+            {"mark": {"type": "line", "point": True},
+             "transform": [{"filter": {"field": "curve", "equal": test_name}}]},
+        ],
+    }
+
+
+def _chart_frame(points, kind):
+    """Return the chart rows as a DataFrame with each curve's translated name."""
     frame = pd.DataFrame(points, columns=["epoch", "value", "curve"])
-    frame["curve"] = frame["curve"].map(names)
-    colour = alt.Color("curve:N", title=None, legend=alt.Legend(orient="bottom"),
-                       scale=alt.Scale(domain=list(names.values()),
-                                       range=[CURVE_COLOURS[curve] for curve in curves]))
-    axis = alt.Axis(format="%") if kind == "accuracy" else alt.Axis()
-    base = alt.Chart(frame).encode(
-        x=alt.X("epoch:Q", title=t("train.chart.epoch")),
-        y=alt.Y("value:Q", title=y_title, axis=axis, scale=alt.Scale(zero=False)),
-        color=colour,
-        tooltip=[alt.Tooltip("curve:N", title=t("train.chart.curve")),
-                 alt.Tooltip("epoch:Q", title=t("train.chart.epoch"), format=".2f"),
-                 alt.Tooltip("value:Q", title=y_title, format=".4f")])
-    test_name = names["test"]
-    lines = base.transform_filter(alt.datum.curve != test_name).mark_line()
-    test = base.transform_filter(alt.datum.curve == test_name).mark_line(point=True)
-    return alt.layer(lines, test).properties(height=260)
+    frame["curve"] = [t(f"train.chart.{kind}_curves.{curve}") for curve in frame["curve"]]
+    return frame

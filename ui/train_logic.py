@@ -219,13 +219,15 @@ def measure_speed(spec, loss="ce", optimizer="adam", batch_size=64):
         loss_value.backward()
         opt.step()
 
-    for _ in range(3):
-        step()
-    steps = 0
-    started = time.perf_counter()
-    while time.perf_counter() - started < SPEED_PROBE_SECONDS:
-        step()
-        steps += 1
+    # Random images with a large learning rate may overflow; only the time matters here.
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(3):
+            step()
+        steps = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < SPEED_PROBE_SECONDS:
+            step()
+            steps += 1
     speed = steps * batch_size / (time.perf_counter() - started)
 
     with _speed_lock:
@@ -315,14 +317,16 @@ def make_work(config, dataset):
     """Return the ``work(job)`` function of a ``ui.worker.TrainingJob`` training ``config``."""
 
     def work(job):
-        model = build_for_config(config)
-        job.total_steps = steps_per_epoch(dataset.n_train, config.batch_size) * config.epochs
-        started = time.perf_counter()
         # A diverging run overflows before fit() stops it and names the step; the page reports
         # that, so NumPy's overflow warnings would only repeat it in the server log.
         with np.errstate(over="ignore", invalid="ignore"):
-            result = fit(model, config, dataset, callback=job.record,
-                         should_stop=job.should_stop)
+            return _train(job)
+
+    def _train(job):
+        model = build_for_config(config)
+        job.total_steps = steps_per_epoch(dataset.n_train, config.batch_size) * config.epochs
+        started = time.perf_counter()
+        result = fit(model, config, dataset, callback=job.record, should_stop=job.should_stop)
         seconds = time.perf_counter() - started
 
         metrics = dict(result.metrics)
