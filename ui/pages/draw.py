@@ -5,7 +5,7 @@ per distinct image and set of networks (``ui.draw_predict.read_drawing``) and th
 in the session, so other reruns (a new pen width, another network picked) reuse it.
 
 Stable hooks for tests: the canvas is keyed ``canvas``; the selected network's answer is in the
-container keyed ``prediction``, and the element keyed ``predicted-digit`` holds only the digit,
+container keyed ``prediction``, and the element keyed ``predicted-digit`` contains only the digit,
 or ``NO_DIGIT`` when there is nothing to read.
 """
 
