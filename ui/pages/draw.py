@@ -257,7 +257,7 @@ def adopt_finished_training():
 
 
 def training_status():
-    """Fragment body: say a training run is going on; rerun the page when it has ended."""
+    """Fragment body: show a caption while a training run is in progress; rerun the page when it ends."""
     if adopt_finished_training():
         st.rerun(scope="app")
     if active_job() is not None:
