@@ -150,6 +150,8 @@ def render_settings(disabled):
                                  disabled=disabled)
         lr = st.number_input(t("duel.lr"), min_value=MIN_LR, max_value=MAX_LR, step=1e-4,
                              format="%.5f", key="duel-lr", disabled=disabled)
+        if optimizer == "adam":
+            st.caption(t("duel.optimizer_tip"))
         own_lr = st.checkbox(t("duel.own_lr"), key="duel-own-lr", disabled=disabled,
                              help=t("duel.own_lr_help"))
         lrs = None
