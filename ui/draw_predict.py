@@ -129,8 +129,12 @@ def predict_one(run, x):
         prediction.error = str(err)
         return prediction
 
-    if row.shape != (10,) or not np.all(np.isfinite(row)):
-        log.warning("network %s gave unusable probabilities %s", run.name, row)
+    if row.shape != (10,):
+        log.warning("network %s gave %s outputs instead of 10", run.name, row.shape)
+        prediction.error = f"expected 10 outputs, got shape {row.shape}"
+        return prediction
+    if not np.all(np.isfinite(row)):
+        log.warning("network %s gave non-finite probabilities %s", run.name, row)
         prediction.error = NON_FINITE
         return prediction
 
