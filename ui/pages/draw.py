@@ -142,6 +142,8 @@ def render_steps(reading):
     steps = reading.preprocessed.steps if reading is not None else {}
     with st.expander(t("draw.steps_expander")):
         available = [name for name in SHOWN_STEPS if name in steps]
+        if not available:
+            st.caption(t("draw.hint_blank"))
         for column, name in zip(st.columns(len(SHOWN_STEPS)), available):
             with column:
                 st.image(to_picture(steps[name], STEP_PREVIEW_SIZE), caption=t(f"draw.steps.{name}"))
