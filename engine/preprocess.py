@@ -7,7 +7,7 @@ reads a drawing well when the drawing goes through the same steps, so `preproces
 
 1. takes the ink out of the canvas image, whatever the background (transparent, light or dark);
 2. returns no input when there is no ink or only a speck;
-3. crops the ink to its bounding box and binarises it;
+3. crops the ink to its bounding box and binarises it (reducing crops over `WORK_SIZE`);
 4. makes the strokes as thick, relative to the digit's size, as MNIST strokes are;
 5. scales the longer side to 20 pixels with area averaging (Pillow's box filter);
 6. places the result in 28x28 with its centre of mass at MNIST's mean centre of mass.
@@ -57,6 +57,14 @@ shorter side: 11 pixels on a 280x280 canvas, 16 on 600x400 and 32 on an 800x800 
 Anything smaller is a speck (a click or a slip of the mouse), not a digit.
 """
 
+WORK_SIZE = 160
+"""Largest side, in pixels, at which the strokes are measured and normalised.
+
+A larger crop is first reduced by a whole factor with "any ink in the block" (max pooling),
+which keeps 1-pixel strokes and bounds the time on large canvases. The 20-pixel fit that
+follows averages blocks of 8 pixels or fewer, so the reduction does not show in the input.
+"""
+
 MIN_CONTRAST = 0.25
 """Smallest ink contrast (0..1) that is stretched to full ink.
 
@@ -81,6 +89,8 @@ class Preprocessed:
         reason: None when `input` is set; otherwise "blank" (no ink at all) or "speck"
             (too little ink to be a digit, see `MIN_INK_EXTENT`).
         stroke_width: Estimated stroke width of the drawing in canvas pixels (0.0 without ink).
+            A crop larger than `WORK_SIZE` is measured after its reduction and scaled back, so
+            the estimate is coarser there.
     """
 
     input: np.ndarray | None
@@ -92,8 +102,8 @@ class Preprocessed:
 def ink_map(image: np.ndarray) -> np.ndarray:
     """Return the ink of a canvas image as an (H, W) float32 array in 0..1 (1 is full ink).
 
-    `image` is (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 (0..255) or float (0..1).
-    The background is the median colour of the image's one-pixel border:
+    `image` is (H, W) grey, (H, W, 3) RGB or (H, W, 4) RGBA, uint8 (0..255) or float (0..1);
+    other integer types are read as 0..255. The background is the median colour of the image's one-pixel border:
 
     - a transparent background (median border alpha below 0.5) means the ink is the opacity,
       whatever its colour (the canvas's default: black ink, RGB all zero, ink only in alpha);
@@ -104,22 +114,27 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     The ink is divided by its largest value (at least `MIN_CONTRAST`), so a grey pen is ink too.
     The input array is never modified.
     """
-    pixels = _as_float_channels(image)
+    image = _as_channels(image)
 
-    if pixels.shape[2] == 4:
-        alpha = pixels[:, :, 3]
-        if np.median(_border(alpha)) < 0.5:
-            difference = alpha - np.median(_border(alpha))
-            return _stretch(difference)
-        colour = pixels[:, :, :3]
-        background = np.median(_border(colour), axis=0)
+    if image.shape[2] == 4:
+        alpha = _channel(image, 3)
+        background_alpha = float(np.median(_border(alpha)))
+        if background_alpha < 0.5:
+            return _stretch(alpha - np.float32(background_alpha))
+        colours = [_channel(image, index) for index in range(3)]
+        backgrounds = [np.float32(np.median(_border(colour))) for colour in colours]
         if alpha.min() < 1.0:
-            colour = colour * alpha[:, :, None] + background * (1.0 - alpha[:, :, None])
+            colours = [colour * alpha + background * (1.0 - alpha)
+                       for colour, background in zip(colours, backgrounds)]
     else:
-        colour = pixels
-        background = np.median(_border(colour), axis=0)
+        colours = [_channel(image, index) for index in range(image.shape[2])]
+        backgrounds = [np.float32(np.median(_border(colour))) for colour in colours]
 
-    difference = np.abs(colour - background.astype(np.float32)).max(axis=2)
+    # The channels are handled one plane at a time: a max over a length-3 last axis is several
+    # times slower in numpy than np.maximum of three planes.
+    difference = np.abs(colours[0] - backgrounds[0])
+    for colour, background in zip(colours[1:], backgrounds[1:]):
+        np.maximum(difference, np.abs(colour - background), out=difference)
     return _stretch(difference)
 
 
@@ -237,6 +252,9 @@ def preprocess_canvas(image: np.ndarray, normalise_stroke: bool = True) -> Prepr
     crop_cols = slice(cols[0], cols[-1] + 1)
     steps["crop"] = ink[crop_rows, crop_cols]
     stroke = mask[crop_rows, crop_cols]
+    factor = -(-max(stroke.shape) // WORK_SIZE)
+    if factor > 1:
+        stroke = _max_pool(stroke, factor)
     stroke_width = estimate_stroke_width(stroke)
 
     if normalise_stroke:
@@ -249,7 +267,8 @@ def preprocess_canvas(image: np.ndarray, normalise_stroke: bool = True) -> Prepr
 
     centred = centre_by_mass(fitted)
     steps["centred"] = centred
-    return Preprocessed(input=centred, steps=steps, reason=None, stroke_width=stroke_width)
+    return Preprocessed(input=centred, steps=steps, reason=None,
+                        stroke_width=stroke_width * factor)
 
 
 def preprocess_batch(images: np.ndarray, normalise_stroke: bool = True
@@ -275,8 +294,8 @@ def preprocess_batch(images: np.ndarray, normalise_stroke: bool = True
     return inputs, has_digit
 
 
-def _as_float_channels(image: np.ndarray) -> np.ndarray:
-    """Return `image` as a new (H, W, C) float32 array in 0..1 with C in (1, 3, 4)."""
+def _as_channels(image: np.ndarray) -> np.ndarray:
+    """Return `image` as an (H, W, C) view with C in (1, 3, 4); raise ValueError otherwise."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[:, :, None]
@@ -284,13 +303,26 @@ def _as_float_channels(image: np.ndarray) -> np.ndarray:
             or image.shape[1] < 1:
         raise ValueError(f"expected a canvas image of shape (H, W), (H, W, 3) or (H, W, 4), "
                          f"got shape {image.shape}")
+    if not (image.dtype == np.bool_ or np.issubdtype(image.dtype, np.integer)
+            or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"expected an integer (0..255) or float (0..1) canvas image, "
+                         f"got dtype {image.dtype}")
+    return image
+
+
+def _channel(image: np.ndarray, index: int) -> np.ndarray:
+    """Return channel `index` of an (H, W, C) image as a new (H, W) float32 array in 0..1.
+
+    Integer images are read as 0..255 (uint8 as the canvas sends it; other integer types are
+    clipped to that range) and float or bool images as 0..1.
+    """
+    plane = image[:, :, index]
     if image.dtype == np.uint8:
-        return image.astype(np.float32) / np.float32(255.0)
-    if image.dtype == np.bool_ or np.issubdtype(image.dtype, np.floating):
-        pixels = np.nan_to_num(image.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.clip(pixels, 0.0, 1.0)
-    raise ValueError(f"expected a uint8 (0..255) or float (0..1) canvas image, "
-                     f"got dtype {image.dtype}")
+        return plane.astype(np.float32) * np.float32(1.0 / 255.0)
+    if np.issubdtype(image.dtype, np.integer):
+        return np.clip(plane, 0, 255).astype(np.float32) * np.float32(1.0 / 255.0)
+    plane = np.nan_to_num(plane.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.clip(plane, 0.0, 1.0)
 
 
 def _border(pixels: np.ndarray) -> np.ndarray:
@@ -332,6 +364,14 @@ def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
     window = 2 * radius + 1
     kept = _window_count(mask, radius, axis=0) == window
     return _window_count(kept, radius, axis=1) == window
+
+
+def _max_pool(mask: np.ndarray, factor: int) -> np.ndarray:
+    """Reduce a bool mask by `factor` per axis; a block is True if any of its pixels is."""
+    height, width = mask.shape
+    padded = np.pad(mask, ((0, -height % factor), (0, -width % factor)))
+    blocks = padded.reshape(padded.shape[0] // factor, factor, padded.shape[1] // factor, factor)
+    return blocks.any(axis=(1, 3))
 
 
 def _crop_to_ink(mask: np.ndarray) -> np.ndarray:
