@@ -315,3 +315,29 @@ def test_gradient_panel_uses_drawing(app):
     shown = gradient_table(app)
     for loss in DUEL_LOSSES:
         np.testing.assert_allclose(shown[loss], expected[loss].grad, rtol=1e-5, atol=1e-9)
+
+
+def test_runs_added_on_another_page(app, monkeypatch):
+    """A duel that ends while the learner is elsewhere is added by finish_duel_if_done."""
+    import streamlit as st
+
+    from ui.duel_session import finish_duel_if_done
+
+    app.text_input(key="duel-layers").set_value(SPEC)
+    app.radio(key="duel-data").set_value("bundled")
+    app.number_input(key="duel-epochs").set_value(1)
+    app.run()
+    button(app, en("duel.start")).click()
+    app.run()
+    setup = app.session_state[SETUP_KEY]
+    setup.job.join(DUEL_SECONDS)
+    assert setup.job.done
+    assert setup.run_ids == {}
+
+    # Called outside the duel page, with a plain dict standing in for the session state.
+    session = {RUNS_KEY: [], SETUP_KEY: setup}
+    monkeypatch.setattr(st, "session_state", session)
+    assert finish_duel_if_done()
+    assert not finish_duel_if_done()
+    assert [run.name for run in session[RUNS_KEY]] == ["duel-ce", "duel-mse", "duel-bce"]
+    assert set(setup.run_ids) == set(DUEL_LOSSES)

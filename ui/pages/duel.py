@@ -26,16 +26,16 @@ from engine.train import build_for_config
 from ui.draw_predict import to_picture
 from ui.duel_logic import (
     COLOURS, CONFIDENCE_STEPS, DEFAULT_SPEC, accuracy_rows, example_logits, find_misclassified,
-    gradient_rows, loss_rows, make_duel_work, make_runs, prepare_duel, result_rows, run_progress,
+    gradient_rows, loss_rows, make_duel_work, prepare_duel, result_rows, run_progress,
     softmax, zoomed_lower_bound,
 )
 from ui.i18n import format_number, format_percent, t, t_error
-from ui.runs import add_session_run, save_run, session_runs, unique_run_name
+from ui.duel_session import SETUP_KEY, finish_duel_if_done
+from ui.runs import save_run, session_runs
 from ui.train_logic import BATCH_SIZES, DEFAULT_LR, OPTIMIZER_NAMES, strip_ids
 from ui.train_state import mnist_loader
 from ui.worker import DONE_STATES, FAILED, QUEUED, TrainingJob
 
-SETUP_KEY = "duel-setup"
 MESSAGE_KEY = "duel-message"
 SAVE_MESSAGES_KEY = "duel-save-messages"
 CONFIRM_KEY = "duel-save-confirm"
@@ -270,20 +270,6 @@ def render_weight_check(setup):
 # Live progress and curves
 # ---------------------------------------------------------------------------
 
-def finish_if_done(setup):
-    """Add the three networks to the session's runs once the job has ended; return True then."""
-    job = setup.job
-    if job is None or not job.done or setup.run_ids or job.result is None:
-        return False
-    snapshot = job.snapshot()
-    names = {loss: unique_run_name(f"duel-{loss}") for loss in DUEL_LOSSES}
-    runs = make_runs(setup, snapshot, names)
-    for loss in DUEL_LOSSES:
-        add_session_run(runs[loss], select=loss == "ce")
-        setup.run_ids[loss] = runs[loss].id
-    return True
-
-
 def render_status(setup):
     snapshot = setup.job.snapshot()
     state = snapshot["state"]
@@ -305,7 +291,7 @@ def render_status(setup):
                       help=t("duel.metric_help", size=format_number(setup.probe_size)))
     if state in DONE_STATES and not setup.shown_done:
         # Redraw the whole page once: results, runs, and fragments that no longer poll.
-        finish_if_done(setup)
+        finish_duel_if_done(setup)
         st.rerun(scope="app")
 
 
@@ -633,7 +619,7 @@ st.markdown(t("duel.intro"))
 
 setup = st.session_state.get(SETUP_KEY)
 if setup is not None and setup.job is not None and setup.job.done:
-    finish_if_done(setup)
+    finish_duel_if_done(setup)
     setup.shown_done = True
 running = setup is not None and setup.job is not None and not setup.job.done
 
