@@ -31,11 +31,9 @@ import numpy as np
 from .data import to_input
 from .layers import Sequential, Sigmoid, Softmax
 from .losses import make_loss
-from .optim import make_optimizer
 from .spec import format_spec
 from .tensor import Tensor
-from .train import CHECKPOINT_EVERY, TrainConfig, TrainResult, build_for_config, evaluate, \
-    make_generators
+from .train import Stepper, TrainConfig, TrainResult, build_for_config, evaluate, make_generators
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +166,8 @@ class DuelRun:
     batch_digest: str = ""
 
     def __post_init__(self):
-        self.loss_fn = make_loss(self.config.loss)
-        self.params = self.model.parameters()
-        self.optimizer = make_optimizer(self.config.optimizer, self.params, self.config.lr,
-                                        self.config.momentum, self.config.weight_decay)
-        self.checkpoint = [p.data.copy() for p in self.params]
+        self.stepper = Stepper(self.model, self.config)
+        self.loss_fn = self.stepper.loss_fn
         self._hash = hashlib.sha256()
         self._epoch_totals = (0.0, 0, 0)
         self._epoch_started_seconds = 0.0
@@ -189,27 +184,14 @@ class DuelRun:
         self._hash.update(idx.tobytes())
         self.batch_digest = self._hash.hexdigest()
         started = time.perf_counter()
-
-        outputs = self.model(Tensor(x))
-        loss = self.loss_fn(outputs, y)
-        loss_value = float(loss.data)
+        _, loss_value, batch_correct = self.stepper.step(step, x, y)
         if not math.isfinite(loss_value):
-            for p, saved in zip(self.params, self.checkpoint):
-                np.copyto(p.data, saved)
             self.result.diverged_at_step = step
             self.result.steps = step
             log.warning("duel run %s diverged at step %d (loss %s)", self.loss, step, loss_value)
             return None
-        if step % CHECKPOINT_EVERY == 0:
-            for p, saved in zip(self.params, self.checkpoint):
-                np.copyto(saved, p.data)
-
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
         self.seconds += time.perf_counter() - started
 
-        batch_correct = int((outputs.data.argmax(axis=1) == y).sum())
         loss_sum, correct, seen = self._epoch_totals
         self._epoch_totals = (loss_sum + loss_value * len(idx), correct + batch_correct,
                               seen + len(idx))

@@ -9,7 +9,6 @@ gradient (tests/test_gradients.py does this for every loss).
 import numpy as np
 
 from .errors import SpecError
-from .tensor import Tensor
 
 
 def one_hot(labels, num_classes=10, dtype=np.float32):

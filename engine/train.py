@@ -134,6 +134,45 @@ def evaluate(model, loss_fn, images, labels, batch_size=EVAL_BATCH_SIZE):
     return total_loss / len(images), correct / len(images)
 
 
+class Stepper:
+    """One network's loss, optimizer and checkpoint: the per-batch work of a training run.
+
+    ``fit`` uses one; the loss duel uses three on the same batches. The checkpoint is a copy of
+    the weights taken every ``CHECKPOINT_EVERY`` steps, before the update of a step whose loss
+    was finite, so a diverging run can go back to recent weights that gave a finite loss.
+    """
+
+    def __init__(self, model, config):
+        self.model = model
+        self.loss_fn = make_loss(config.loss)
+        self.params = model.parameters()
+        self.optimizer = make_optimizer(config.optimizer, self.params, config.lr, config.momentum,
+                                        config.weight_decay)
+        self.checkpoint = [p.data.copy() for p in self.params]
+
+    def step(self, step, x, y):
+        """Train on the batch ``x``, ``y`` and return ``(outputs, loss value, correct count)``.
+
+        When the loss is not finite nothing is updated: the weights go back to the checkpoint
+        and the loss value returned is that non-finite value.
+        """
+        outputs = self.model(Tensor(x))
+        loss = self.loss_fn(outputs, y)
+        loss_value = float(loss.data)
+        if not math.isfinite(loss_value):
+            for p, saved in zip(self.params, self.checkpoint):
+                np.copyto(p.data, saved)
+            return outputs.data, loss_value, 0
+        if step % CHECKPOINT_EVERY == 0:
+            for p, saved in zip(self.params, self.checkpoint):
+                np.copyto(saved, p.data)
+
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return outputs.data, loss_value, int((outputs.data.argmax(axis=1) == y).sum())
+
+
 def fit(model, config, dataset, callback=None, should_stop=None):
     """Train ``model`` on ``dataset`` as ``config`` says and return a ``TrainResult``.
 
@@ -149,10 +188,7 @@ def fit(model, config, dataset, callback=None, should_stop=None):
     after a step whose loss was finite). Raises ``SpecError`` for an invalid config.
     """
     config.validate()
-    loss_fn = make_loss(config.loss)
-    params = model.parameters()
-    optimizer = make_optimizer(config.optimizer, params, config.lr, config.momentum,
-                               config.weight_decay)
+    stepper = Stepper(model, config)
     _, shuffle_rng = make_generators(config.seed)
     callback = callback or (lambda event: None)
     should_stop = should_stop or (lambda: False)
@@ -161,7 +197,6 @@ def fit(model, config, dataset, callback=None, should_stop=None):
     y_test = dataset.y_test.astype(np.int64)
     n = len(x_train)
     result = TrainResult()
-    checkpoint = [p.data.copy() for p in params]
     step = 0
     model.train()
 
@@ -180,24 +215,13 @@ def fit(model, config, dataset, callback=None, should_stop=None):
                 idx = order[start:start + config.batch_size]
                 x, y = to_input(x_train[idx]), y_train[idx]
 
-                outputs = model(Tensor(x))
-                loss = loss_fn(outputs, y)
-                loss_value = float(loss.data)
                 step += 1
+                _, loss_value, batch_correct = stepper.step(step, x, y)
                 if not math.isfinite(loss_value):
-                    _restore(params, checkpoint)
                     result.diverged_at_step = step
                     log.warning("training diverged at step %d (loss %s)", step, loss_value)
                     break
-                if step % CHECKPOINT_EVERY == 0:
-                    for p, saved in zip(params, checkpoint):
-                        np.copyto(saved, p.data)
 
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-
-                batch_correct = int((outputs.data.argmax(axis=1) == y).sum())
                 loss_sum += loss_value * len(idx)
                 correct += batch_correct
                 seen += len(idx)
@@ -211,7 +235,7 @@ def fit(model, config, dataset, callback=None, should_stop=None):
             if result.stopped or result.diverged_at_step is not None or seen < n:
                 break
 
-            test_loss, test_accuracy = evaluate(model, loss_fn, dataset.x_test, y_test)
+            test_loss, test_accuracy = evaluate(model, stepper.loss_fn, dataset.x_test, y_test)
             event = {"kind": "epoch", "epoch": epoch, "step": step, "train_loss": loss_sum / seen,
                      "train_accuracy": correct / seen, "test_loss": test_loss,
                      "test_accuracy": test_accuracy, "samples_per_second": seen / train_seconds,
@@ -223,8 +247,3 @@ def fit(model, config, dataset, callback=None, should_stop=None):
 
     model.eval()
     return result
-
-
-def _restore(params, checkpoint):
-    for p, saved in zip(params, checkpoint):
-        np.copyto(p.data, saved)
