@@ -53,6 +53,9 @@ def build_parser():
     add_training_options(duel)
     duel.add_argument("--mse-output", choices=("softmax", "raw"), default="softmax",
                       help="what MSE compares with the one-hot target (default softmax)")
+    for loss in LOSSES:
+        duel.add_argument(f"--lr-{loss}", type=float, default=None, metavar="X",
+                          help=f"learning rate of the {loss} run only (default: --lr)")
     return parser
 
 

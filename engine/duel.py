@@ -458,9 +458,11 @@ def run_cli(args):
     from .data import resolve_dataset
     from .spec import parse_spec
 
+    own_lrs = {loss: getattr(args, f"lr_{loss}", None) for loss in DUEL_LOSSES}
     configs = duel_configs(parse_spec(args.layers), optimizer=args.optimizer, lr=args.lr,
                            batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-                           momentum=args.momentum, mse_output=args.mse_output)
+                           momentum=args.momentum, mse_output=args.mse_output,
+                           lrs={loss: lr for loss, lr in own_lrs.items() if lr is not None})
     source = resolve_dataset(args.data)
     log.info("data: %s", source.reason)
     models = build_duel_models(configs)

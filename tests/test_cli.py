@@ -119,3 +119,10 @@ def test_predict_rejects_unreadable_image(trained_model, tmp_path):
     result = run_engine("predict", path, junk)
     assert result.returncode == 2
     assert "Cannot read image" in result.stderr
+
+
+def test_duel_rejects_bad_own_learning_rate():
+    result = run_engine("duel", "--data", "bundled", "--epochs", "1", "--lr-bce", "-1")
+    assert result.returncode == 2
+    assert "error: The learning rate must be a positive number, got -1.0" in result.stderr
+    assert result.stdout == ""
