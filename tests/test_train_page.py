@@ -590,3 +590,110 @@ def test_page_in_chinese_after_training():
     assert "测试准确率" in [metric.label for metric in at.metric]
     loss = _chart_frame(at, "loss-chart")
     assert "测试损失（每轮）" in set(loss["curve"])
+
+
+def _npz_bytes(**arrays):
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_uploaded_data_set_trains():
+    from engine.data import load_bundled
+
+    bundled = load_bundled()
+    good = _npz_bytes(x_train=bundled.x_train[:300], y_train=bundled.y_train[:300],
+                      x_test=bundled.x_test[:100], y_test=bundled.y_test[:100])
+    at = _app({"epochs": 1, "batch_size": 32}, spec="flatten,linear:10")
+    at.radio(key="train_w_data").set_value("upload").run()
+    assert _train_button(at).disabled
+
+    at.file_uploader(key="train_w_upload").set_value(("bad.npz", b"not an archive",
+                                                      "application/octet-stream")).run()
+    assert any("bad.npz" in element.value for element in at.error)
+    assert _train_button(at).disabled
+
+    at.file_uploader(key="train_w_upload").set_value(("digits.npz", good,
+                                                      "application/octet-stream")).run()
+    notice = " ".join(element.value for element in
+                      at.get_by_key("train-data-notice").get("caption"))
+    assert notice == "Using your data set digits.npz: 300 training and 100 test images."
+
+    _train_to_end(at)
+    run = at.session_state["runs"][-1]
+    assert run.header["dataset"] == {"name": "digits", "kind": "upload", "n_train": 300,
+                                     "n_test": 100}
+
+
+def test_model_upload_adds_a_run():
+    from engine.modelfile import make_header, model_bytes
+    from engine.spec import build_model
+
+    layers = parse_spec("flatten,linear:10")
+    data = model_bytes(build_model(layers, np.random.default_rng(0)),
+                       make_header(layers, "ce", metrics={"test_accuracy": 0.5}))
+    at = _app()
+
+    at.file_uploader(key="train_w_model_upload").set_value(("broken.npz", b"xx",
+                                                            "application/octet-stream")).run()
+    assert any("broken.npz is not a Digit Lab model file" in element.value
+               for element in at.error)
+    assert "runs" not in at.session_state or at.session_state["runs"] == []
+
+    at.file_uploader(key="train_w_model_upload").set_value(("mine.npz", data,
+                                                            "application/octet-stream")).run()
+    runs = at.session_state["runs"]
+    assert [(run.name, run.status) for run in runs] == [("mine", "uploaded")]
+    assert at.session_state["selected_run"] == runs[0].id
+    assert any("Loaded mine" in element.value for element in at.success)
+
+
+class _FakeBar:
+    def __init__(self, log):
+        self.log = log
+
+    def progress(self, value, text=None):
+        self.log.append((value, text))
+        return self
+
+
+def test_download_progress_shows_bytes_and_speed(monkeypatch):
+    from ui import train_state
+
+    shown = []
+    progress = train_state.DownloadProgress(_FakeBar(shown))
+    progress.started -= 2.0  # pretend the download began 2 s ago
+
+    progress(1_000_000, 4_000_000, "train-images-idx3-ubyte.gz")
+    progress(2_000_000, 4_000_000, "train-images-idx3-ubyte.gz")  # within 0.2 s: skipped
+    progress(4_000_000, 4_000_000, "train-images-idx3-ubyte.gz")  # complete: always shown
+
+    assert [value for value, _ in shown] == [0.25, 1.0]
+    assert shown[0][1].startswith("Downloading MNIST: train-images-idx3-ubyte.gz, 1.0 of 4.0 MB")
+    assert "MB/s" in shown[0][1]
+
+
+def test_mnist_loader_retries_after_fallback(monkeypatch):
+    from types import SimpleNamespace
+
+    from ui import train_state
+
+    answers = [SimpleNamespace(kind="bundled", reason="offline"),
+               SimpleNamespace(kind="cache", reason="cache")]
+    calls = []
+
+    def fake_resolve(progress=None):
+        calls.append(progress)
+        return answers[len(calls) - 1]
+
+    monkeypatch.setattr(train_state, "resolve_mnist", fake_resolve)
+    loader = train_state.MnistLoader()
+
+    assert loader.get().kind == "bundled"
+    assert loader.get().kind == "bundled"  # the fallback is kept for a while
+    loader._resolved_at -= train_state.FALLBACK_RETRY_SECONDS + 1
+    assert loader.get().kind == "cache"
+    assert loader.get().kind == "cache"
+    assert len(calls) == 2
