@@ -316,7 +316,7 @@ def test_short_run_gives_metrics_and_curves():
     metrics = {metric.label: metric.value for metric in at.metric}
     accuracy = float(metrics["Test accuracy"].rstrip("%"))
     assert 70 < accuracy <= 100
-    assert "Finished: 2/2 epochs" in _status(at)
+    assert "Finished: mlp_relu-ce · 2/2 epochs" in _status(at)
     assert f"{accuracy:.1f}%" in _status(at)
 
     loss = _chart_frame(at, "loss-chart")

@@ -148,7 +148,7 @@ def last_run():
 # ---------------------------------------------------------------------------
 
 def render_train_button(blocker):
-    """Draw Train; ``blocker`` is the text that says why training cannot start, or None."""
+    """Draw Train; ``blocker`` is the text that explains why training cannot start, or None."""
     running = active_job() is not None
     with st.container(key="train-start"):
         st.button(t("train.start"), type="primary", icon=":material/play_arrow:",
@@ -179,7 +179,10 @@ def _status_fragment():
     info = st.session_state[JOB_INFO_KEY]
     epochs = info["config"].epochs
 
+    # The queued and the running state draw the same elements in the same order, so the
+    # buttons keep their place (and identity in the browser) when the job starts.
     if snapshot["state"] == QUEUED:
+        st.progress(0.0, text=t("train.waiting"))
         with st.container(key="train-status"):
             st.info(t("train.queued", position=snapshot["queue_position"] or 1),
                     icon=":material/hourglass_top:")
@@ -226,7 +229,7 @@ def _render_last_result():
 
     with st.container(key="train-status"):
         st.markdown(t("train.status_done", state=t(f"train.states.{last['state']}"),
-                      epoch=done_epochs, epochs=last["epochs"],
+                      name=run.name if run else "—", epoch=done_epochs, epochs=last["epochs"],
                       accuracy=format_percent(accuracy) if accuracy is not None else "—"))
     if last["state"] == DIVERGED and last["diverged_at_step"] is not None:
         err = TrainingError("train.diverged", step=last["diverged_at_step"], value="NaN/∞",
@@ -303,7 +306,7 @@ def _chart_spec(kind):
             "color": {"field": "curve", "type": "nominal", "title": None,
                       "scale": {"domain": names,
                                 "range": [CURVE_COLOURS[curve] for curve in curves]},
-                      "legend": {"orient": "bottom", "columns": 2, "labelLimit": 260}},
+                      "legend": {"orient": "bottom", "columns": 1, "labelLimit": 300}},
             "tooltip": [
                 {"field": "curve", "type": "nominal", "title": t("train.chart.curve")},
                 {"field": "epoch", "type": "quantitative", "title": t("train.chart.epoch"),

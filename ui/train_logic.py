@@ -2,8 +2,8 @@
 
 Everything here is plain Python and NumPy, so tests call it directly and the page files only
 lay out widgets. A layer stack is the engine's spec (a list of dicts such as
-``{"type": "Linear", "units": 64}``); the page adds an ``"id"`` to each row so that widget keys
-follow a layer when it moves, and ``strip_ids`` removes it before the engine sees the stack.
+``{"type": "Linear", "units": 64}``). The page adds an ``"id"`` to each row so that widget keys
+follow a layer when it moves, and ``strip_ids`` removes it before the stack goes to the engine.
 """
 
 import logging
@@ -187,8 +187,8 @@ def apply_fix(rows, fix):
 # Speed and time budgets
 # ---------------------------------------------------------------------------
 
-# A run in the app gets about this share of the speed measured alone (the server and the
-# charts share the CPU); an estimate, checked against runs on a 2-core machine.
+# A run in the app reaches about this share of the speed measured alone, because the server,
+# the browser and the charts share the CPU. Estimated from runs on a 2-core machine.
 APP_SPEED_SHARE = 0.8
 SPEED_PROBE_SECONDS = 0.15
 _speed_cache = {}
@@ -267,7 +267,7 @@ def budget_settings(budget, speed_for_batch, mnist_sizes, bundled_sizes):
         mnist_sizes, bundled_sizes: ``(n_train, n_test)`` of the two data sets.
 
     About 10 s uses batch size 128 and full MNIST when at least one epoch fits, else the bundled
-    subset; a minute uses batch size 64 on MNIST; "full" trains 20 epochs of MNIST at batch size
+    subset. A minute uses batch size 64 on MNIST. "full" trains 20 epochs of MNIST at batch size
     64. Always at least 1 epoch, so a slow network can overrun its budget.
     """
     seconds = BUDGETS[budget]
@@ -291,7 +291,7 @@ def budget_settings(budget, speed_for_batch, mnist_sizes, bundled_sizes):
 
 @dataclass
 class TrainOutcome:
-    """What a finished job hands back: the network, the engine result and the final measures.
+    """Result of a finished job: the network, the engine's ``TrainResult`` and final measures.
 
     ``metrics`` are the last epoch's measures, or, for a run that stopped or diverged, the test
     loss and accuracy of the weights it ended with. ``seconds`` is the wall time of ``fit``.
@@ -317,8 +317,8 @@ def make_work(config, dataset):
     """Return the ``work(job)`` function of a ``ui.worker.TrainingJob`` training ``config``."""
 
     def work(job):
-        # A diverging run overflows before fit() stops it and names the step; the page reports
-        # that, so NumPy's overflow warnings would only repeat it in the server log.
+        # A diverging run overflows before fit() stops it at that step. The page reports the
+        # step, so NumPy's overflow warnings would only repeat it in the server log.
         with np.errstate(over="ignore", invalid="ignore"):
             return _train(job)
 
@@ -346,7 +346,7 @@ def suggested_lr(lr):
 
 
 def validate_config(config):
-    """Return None if ``config`` is valid, else the ``DigitLabError`` that says why."""
+    """Return None if ``config`` is valid, else the ``DigitLabError`` that explains why."""
     try:
         config.validate()
     except DigitLabError as err:

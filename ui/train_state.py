@@ -1,6 +1,6 @@
 """Session state of the train page: the layer stack, the settings, and the data sets.
 
-Streamlit forgets a widget's value when a run does not draw the widget (for example while the
+Streamlit drops a widget's value when a run does not draw the widget (for example while the
 learner is on the draw page). So the page keeps its values in plain session-state entries
 (``STACK_KEY`` and the ``SETTINGS_KEY`` dict), seeds each widget from them before drawing it
 (``seed``), and copies a changed widget value back in its ``on_change`` callback (``store``).
@@ -107,7 +107,7 @@ FALLBACK_RETRY_SECONDS = 600
 class MnistLoader:
     """The MNIST ``DataSource`` of this server process, resolved on first use.
 
-    ``resolve_mnist`` reads or downloads the data; this object keeps its answer, so later
+    ``resolve_mnist`` reads or downloads the data, and this object keeps the result, so later
     sessions get it at once. A fallback to the bundled subset is kept for
     ``FALLBACK_RETRY_SECONDS`` only, so MNIST placed in the cache later is found.
     """

@@ -3,7 +3,7 @@
 The parts live in helper modules: ``ui.train_editor`` (layer stack, shapes, loss picker),
 ``ui.train_settings`` (optimizer, learning rate, batch size, epochs, seed, data),
 ``ui.train_live`` (Train/Pause/Stop, progress and charts) and ``ui.train_runs`` (runs, saving,
-loading). ``ui.train_logic`` holds what they compute without Streamlit.
+loading). ``ui.train_logic`` contains what they compute without Streamlit.
 """
 
 import streamlit as st
