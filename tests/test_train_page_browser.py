@@ -8,10 +8,12 @@ that SVG.
 import hashlib
 import re
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 
+from engine.modelfile import load_model
 from tests.browser_support import (
     assert_no_app_error,
     main_area,
@@ -83,7 +85,7 @@ def _chart_state(page):
 
 
 def test_live_training_on_mnist_with_second_tab(train_server, new_browser_context):
-    first = _open_train_page(new_browser_context(), train_server, epochs=6)
+    first = _open_train_page(new_browser_context(accept_downloads=True), train_server, epochs=6)
     second = _open_train_page(new_browser_context(), train_server, spec="flatten,linear:10",
                               epochs=2)
     assert "MNIST" in main_area(first).locator(".st-key-train-data-notice").inner_text()
@@ -124,6 +126,12 @@ def test_live_training_on_mnist_with_second_tab(train_server, new_browser_contex
     assert "tutorial-ce" not in second_status
     speed = main_area(first).locator(".st-key-train-metrics").inner_text()
     print(f"first tab metrics: {' | '.join(speed.splitlines())}")
+
+    with first.expect_download() as download:
+        first.locator(".st-key-train-download button").click()
+    assert download.value.suggested_filename == "tutorial-ce.npz"
+    model, header = load_model(Path(download.value.path()).read_bytes())
+    assert header["metrics"]["test_accuracy"] == pytest.approx(accuracy / 100, abs=0.0006)
 
     for page in (first, second):
         assert_no_app_error(page)
