@@ -99,25 +99,29 @@ def render_stack_editor(error):
     rows = state.rows()
     types = list(LAYER_TYPES)
 
+    widths = [0.5, 2.2, 1.8, 0.55, 0.55, 0.55]
+    if rows:
+        _, kind_header, setting_header, *_ = st.columns(widths)
+        kind_header.caption(t("train.stack.type"))
+        setting_header.caption(t("train.stack.setting"))
     for position, row in enumerate(rows):
         row_id = row["id"]
-        number, kind, setting, up, down, remove = st.columns([0.5, 2.2, 1.8, 0.55, 0.55, 0.55],
-                                                             vertical_alignment="bottom")
+        number, kind, setting, up, down, remove = st.columns(widths, vertical_alignment="center")
         label = f"**{position + 1}**"
         number.markdown(f":red[{label} ⚠]" if bad_index == position + 1 else label)
 
         type_key = f"train_layer_{row_id}_type"
         st.session_state[type_key] = row["type"] if row["type"] in types else types[0]
         kind.selectbox(t("train.stack.type"), types, key=type_key, on_change=_change_type,
-                       args=(row_id,), label_visibility="collapsed" if position else "visible")
+                       args=(row_id,), label_visibility="collapsed")
 
-        _render_setting(setting, row, position)
-        up.button(":material/arrow_upward:", key=f"train_layer_{row_id}_up", on_click=_move,
+        _render_setting(setting, row)
+        up.button("", icon=":material/arrow_upward:", key=f"train_layer_{row_id}_up", on_click=_move,
                   args=(row_id, -1), disabled=position == 0, help=t("train.stack.move_up"))
-        down.button(":material/arrow_downward:", key=f"train_layer_{row_id}_down",
+        down.button("", icon=":material/arrow_downward:", key=f"train_layer_{row_id}_down",
                     on_click=_move, args=(row_id, 1), disabled=position == len(rows) - 1,
                     help=t("train.stack.move_down"))
-        remove.button(":material/delete:", key=f"train_layer_{row_id}_remove", on_click=_remove,
+        remove.button("", icon=":material/delete:", key=f"train_layer_{row_id}_remove", on_click=_remove,
                       args=(row_id,), help=t("train.stack.remove"))
 
     if not rows:
@@ -130,9 +134,9 @@ def render_stack_editor(error):
                       icon=":material/add:")
 
 
-def _render_setting(column, row, position):
-    """Draw the units or dropout-rate input of a row (nothing for layers without a setting)."""
-    visibility = "collapsed" if position else "visible"
+def _render_setting(column, row):
+    """Draw the units or dropout-rate input of a row (a note for layers without a setting)."""
+    visibility = "collapsed"
     row_id = row["id"]
     if row["type"] == "Linear":
         key = f"train_layer_{row_id}_units"
