@@ -188,6 +188,16 @@ def test_stroke_width_estimate():
     assert estimate_stroke_width(np.zeros((5, 5), dtype=bool)) == 0.0
 
 
+@pytest.mark.parametrize("end", [(260, 30), (260, 260), (30, 260), (200, 260)],
+                         ids=["horizontal", "diagonal", "vertical", "steep"])
+def test_stroke_width_estimate_ignores_direction(end):
+    picture = Image.new("L", (300, 300), 0)
+    ImageDraw.Draw(picture).line([(30, 30), end], fill=255, width=12)
+    stroke = np.asarray(picture) >= 128
+
+    assert estimate_stroke_width(stroke) == pytest.approx(12, rel=0.1)
+
+
 def test_thin_and_thick_pens_give_similar_inputs():
     thin = input_of(transparent(draw_ink(FOUR, pen=4)))
     medium = input_of(transparent(draw_ink(FOUR, pen=20)))
