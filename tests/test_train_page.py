@@ -52,6 +52,12 @@ def test_matching_preset():
     assert matching_preset(parse_spec("flatten,linear:11,linear:10")) == "custom"
 
 
+def test_spec_text_writes_missing_setting_bare():
+    assert train_logic.spec_text([{"type": "Flatten"}, {"type": "Dropout"},
+                                  {"type": "Linear", "units": 10}]) == "flatten,dropout,linear:10"
+    assert train_logic.spec_text(parse_spec("flatten,linear:10")) == "flatten,linear:10"
+
+
 def test_rows_keep_ids_and_strip():
     rows = with_ids(parse_spec("flatten,linear:10"))
 
@@ -381,6 +387,7 @@ def test_loss_warning_in_chinese():
     ("flatten,linear:64,relu", "10 outputs", None),
     ("linear:10", "Layer 1 (Linear): expects a flat input", 1),
     ("flatten,linear:0,relu,linear:10", "Layer 2 (Linear): units must be", 2),
+    ("flatten,dropout,linear:10", "Layer 2 (Dropout): the setting 'p' is missing", 2),
 ])
 def test_invalid_stack_disables_train(spec, fragment, bad_row):
     at = _app(spec=spec)

@@ -3,12 +3,12 @@
 import streamlit as st
 
 from engine.errors import DigitLabError
-from engine.spec import LAYER_TYPES, describe, format_shape, format_spec, parse_spec
+from engine.spec import LAYER_TYPES, describe, format_shape, parse_spec
 from ui import train_state as state
 from ui.i18n import format_number, t, t_error
 from ui.train_logic import (CUSTOM_PRESET, LOSS_NAMES, NETWORK_PRESETS, apply_fix, change_type,
                             loss_advice, matching_preset, move_layer, new_layer, preset_rows,
-                            with_ids)
+                            spec_text, with_ids)
 
 SPEC_TEXT_KEY = "train_w_spec_text"
 SPEC_ERROR_KEY = "train_spec_error"
@@ -181,7 +181,7 @@ def render_summary(infos, error):
 def render_spec_text():
     """Draw the compact text form of the stack; pressing Enter replaces the stack with it."""
     if SPEC_ERROR_KEY not in st.session_state:
-        st.session_state[SPEC_TEXT_KEY] = format_spec(state.spec())
+        st.session_state[SPEC_TEXT_KEY] = spec_text(state.spec())
     st.text_input(t("train.stack.text_form"), key=SPEC_TEXT_KEY, on_change=_apply_spec_text,
                   help=t("train.stack.text_form_help"))
     error = st.session_state.get(SPEC_ERROR_KEY)

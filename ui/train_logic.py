@@ -79,6 +79,22 @@ def preset_rows(name):
     return with_ids(parse_spec(NETWORK_PRESETS[name]))
 
 
+def spec_text(spec):
+    """Return the compact text form of ``spec``, like ``format_spec``, even for an invalid stack.
+
+    A layer that lacks its setting is written without one (``"dropout"``), so the text form
+    shows the stack as it is and ``describe`` names the problem.
+    """
+    tokens = []
+    for layer in spec:
+        token = str(layer.get("type", "")).lower()
+        setting = LAYER_TYPES.get(layer.get("type"), (None, None))[1]
+        if setting is not None and setting in layer:
+            token += f":{layer[setting]}"
+        tokens.append(token)
+    return ",".join(tokens)
+
+
 def matching_preset(spec):
     """Return the preset whose stack equals ``spec``, or ``CUSTOM_PRESET``."""
     for name, text in NETWORK_PRESETS.items():
