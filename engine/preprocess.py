@@ -1,8 +1,8 @@
 """Turn a drawing from the canvas into the 28x28 input an MNIST network expects.
 
-MNIST digits were made from binary scans: each digit was scaled so that its longer side is
-20 pixels (with anti-aliasing, which turns the binary image into grey levels), then placed in
-a 28x28 field so that its centre of mass sits at the centre. A network trained on MNIST only
+MNIST digits were made from binary scans. Each digit was scaled so that its longer side is
+20 pixels, with anti-aliasing that turns the binary image into grey levels. It was then placed
+in a 28x28 field with its centre of mass at the centre. A network trained on MNIST only
 reads a drawing well when the drawing goes through the same steps, so `preprocess_canvas`:
 
 1. takes the ink out of the canvas image, whatever the background (transparent, light or dark);
@@ -79,7 +79,7 @@ class Preprocessed:
     """Result of `preprocess_canvas`.
 
     Attributes:
-        input: The network input, (28, 28) float32 in 0..1, or None when the canvas holds no
+        input: The network input, (28, 28) float32 in 0..1, or None when the canvas contains no
             digit (then `reason` says why).
         steps: Intermediate images for display, each float32 in 0..1: "ink" (H, W) ink map of
             the whole canvas, "crop" the ink cut to its bounding box, "stroke" the binary crop
@@ -170,8 +170,8 @@ def normalise_stroke_width(mask: np.ndarray, stroke_width: float | None = None) 
     nearly the same amount. Erosion removes at most a quarter of the estimated width from each
     side, so no stroke of average width disappears.
 
-    `mask` is (H, W) bool, cropped to the ink's bounding box; returns a new (H', W') bool
-    array, larger than `mask` by the dilation radius on each side when thickening.
+    `mask` is (H, W) bool, cropped to the ink's bounding box. Returns a new bool array, which
+    is larger than `mask` by the dilation radius on each side when the strokes were thickened.
     """
     if stroke_width is None:
         stroke_width = estimate_stroke_width(mask)
@@ -318,8 +318,8 @@ def _as_channels(image: np.ndarray) -> np.ndarray:
 def _channel(image: np.ndarray, index: int) -> np.ndarray:
     """Return channel `index` of an (H, W, C) image as a new (H, W) float32 array in 0..1.
 
-    Integer images are read as 0..255 (uint8 as the canvas sends it; other integer types are
-    clipped to that range) and float or bool images as 0..1.
+    Integer images are read as 0..255, as the canvas sends uint8, and other integer types are
+    clipped to that range. Float and bool images are read as 0..1.
     """
     plane = image[:, :, index]
     if image.dtype == np.uint8:
@@ -379,13 +379,13 @@ def _erode(mask: np.ndarray, radius: int) -> np.ndarray:
     """Erode a bool mask with an octagon of the given radius; outside the mask counts as empty."""
     square = int(round(OCTAGON_SQUARE_SHARE * radius))
     window = 2 * square + 1
-    kept = mask
+    eroded = mask
     if square > 0:
-        kept = _window_count(kept, square, axis=0) == window
-        kept = _window_count(kept, square, axis=1) == window
+        eroded = _window_count(eroded, square, axis=0) == window
+        eroded = _window_count(eroded, square, axis=1) == window
     for _ in range(radius - square):
-        kept = _cross_step(kept, grow=False)
-    return kept
+        eroded = _cross_step(eroded, grow=False)
+    return eroded
 
 
 def _cross_step(mask: np.ndarray, grow: bool) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 Each digit has several hand-written stroke templates (for example a 1 with and without a flag,
 a 7 with and without a bar, an open and a closed 4). A drawing jitters the template's control
-points, slants, rotates and stretches it, smooths each stroke with a Catmull-Rom spline and
-draws it as a round-capped polyline 15-25 pixels wide at a random size and position, with 2x
-supersampling for anti-aliased edges like a browser canvas. Nothing is taken from MNIST.
+points, slants, rotates and stretches it, and smooths each stroke with a Catmull-Rom spline.
+It draws the strokes as round-capped polylines 15-25 pixels wide at a random size and
+position. Drawing at twice the size and reducing gives anti-aliased edges like a browser
+canvas. Nothing is taken from MNIST.
 
 Every image is stored as the canvas hands it over, (size, size, 4) uint8 RGBA, in one of
 three variants: "transparent" (black ink only in alpha, RGB all zero, the canvas default),
@@ -37,8 +38,9 @@ VARIANTS = ("transparent", "black-on-white", "white-on-black")
 SUPERSAMPLING = 2
 
 # Stroke templates in a unit box: x to the right, y down, (0, 0) top left, (1, 1) bottom right.
-# A template is a list of strokes (pen-down to pen-up); a stroke is a list of segments joined
-# at sharp corners; a segment is a list of control points smoothed by a Catmull-Rom spline.
+# A template is a list of strokes, each drawn from pen-down to pen-up. A stroke is a list of
+# segments joined at sharp corners, and a segment is a list of control points that a
+# Catmull-Rom spline smooths. A string names a template built in code (ovals, two loops).
 TEMPLATES: dict[int, dict[str, list[list[list[tuple[float, float]]]]]] = {
     0: {
         "oval": "ellipse:0.42",
@@ -168,8 +170,8 @@ def draw_digit(digit: int, style: str, rng: np.random.Generator, size: int = 280
     shear = rng.uniform(-0.25, 0.1)
     angle = np.deg2rad(rng.uniform(-12.0, 12.0))
 
-    # Unit box to centred canvas units: x spans aspect * height, y spans height; then slant
-    # (shear along x proportional to height above the centre) and rotate.
+    # Map the unit box to canvas pixels: x spans aspect * height and y spans height. The shear
+    # slants the digit (x moves in proportion to y), then the rotation turns it.
     transform = np.array([[aspect * height, -shear * height], [0.0, height]])
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     transform = rotation @ transform
