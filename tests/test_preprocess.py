@@ -1,13 +1,17 @@
 """Tests for engine.preprocess: from a canvas image to the 28x28 MNIST-style network input."""
 
 import gzip
+import importlib.util
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from engine.modelfile import load_model
+from engine.predict import probabilities
 from engine.preprocess import (
     FIT_SIZE,
     INPUT_SIZE,
@@ -18,6 +22,8 @@ from engine.preprocess import (
     preprocess_batch,
     preprocess_canvas,
 )
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Digits as polylines in a unit box (x right, y down), each a list of strokes.
 ZERO = [[(0.5 + 0.4 * np.cos(a), 0.5 + 0.5 * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 40)]]
@@ -222,8 +228,9 @@ def test_blank_canvas_gives_no_input(canvas):
     assert result.reason == "blank"
 
 
-def test_speck_gives_no_input():
-    canvas = np.zeros((280, 280, 4), dtype=np.uint8)
+@pytest.mark.parametrize("height, width", [(280, 280), (400, 600), (800, 800)])
+def test_speck_gives_no_input(height, width):
+    canvas = np.zeros((height, width, 4), dtype=np.uint8)
     canvas[100, 100:103, 3] = 255
 
     with warnings.catch_warnings(), np.errstate(all="raise"):
@@ -313,3 +320,24 @@ def test_mnist_digits_survive_round_trip(mnist_dir):
         similarities.append(np.corrcoef(x.ravel(), original.ravel())[0, 1])
 
     assert np.median(similarities) > 0.8
+
+
+def load_renderer():
+    """Import scripts/render_drawings.py, which is a script and not part of a package."""
+    spec = importlib.util.spec_from_file_location("render_drawings",
+                                                  REPO_ROOT / "scripts" / "render_drawings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_network_reads_drawings():
+    drawings = load_renderer().render_set(count=300, seed=5)
+    model, header = load_model(REPO_ROOT / "models" / "mlp-ce.npz")
+
+    inputs, has_digit = preprocess_batch(drawings["images"])
+    predicted = probabilities(model, inputs, header["loss"]).argmax(axis=1)
+    correct = (predicted == drawings["labels"]) & has_digit
+
+    assert has_digit.all()
+    assert correct.mean() >= 0.95, f"read {correct.mean():.1%} of 300 drawings"
