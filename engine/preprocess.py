@@ -57,6 +57,14 @@ shorter side: 11 pixels on a 280x280 canvas, 16 on 600x400 and 32 on an 800x800 
 Anything smaller is a speck (a click or a slip of the mouse), not a digit.
 """
 
+STRAY_DOT_AREA = 2 * np.pi / 4
+"""Largest stray dot, in square stroke widths: the area of two dots of the pen.
+
+A piece of ink at the edge of the drawing, apart from the rest (an empty row or column between
+them), and no larger than this is left out of the bounding box, so a slip of the mouse does
+not shrink the digit. The largest piece is always kept.
+"""
+
 WORK_SIZE = 160
 """Largest side, in pixels, at which the strokes are measured and normalised.
 
@@ -249,12 +257,15 @@ def preprocess_canvas(image: np.ndarray, normalise_stroke: bool = True) -> Prepr
     if rows.size == 0:
         return Preprocessed(input=None, steps=steps, reason="blank")
 
-    extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
+    crop_rows = slice(rows[0], rows[-1] + 1)
+    crop_cols = slice(cols[0], cols[-1] + 1)
+    dot_area = STRAY_DOT_AREA * estimate_stroke_width(mask[crop_rows, crop_cols]) ** 2
+    crop_rows, crop_cols = _box_without_stray_dots(mask, crop_rows, crop_cols, dot_area)
+
+    extent = max(crop_rows.stop - crop_rows.start, crop_cols.stop - crop_cols.start)
     if extent < MIN_INK_EXTENT * min(ink.shape):
         return Preprocessed(input=None, steps=steps, reason="speck")
 
-    crop_rows = slice(rows[0], rows[-1] + 1)
-    crop_cols = slice(cols[0], cols[-1] + 1)
     steps["crop"] = ink[crop_rows, crop_cols]
     stroke = mask[crop_rows, crop_cols]
     factor = -(-max(stroke.shape) // WORK_SIZE)
@@ -399,6 +410,43 @@ def _cross_step(mask: np.ndarray, grow: bool) -> np.ndarray:
         else:
             result &= neighbour
     return result
+
+
+def _box_without_stray_dots(mask: np.ndarray, rows: slice, cols: slice,
+                            dot_area: float) -> tuple[slice, slice]:
+    """Shrink the ink's bounding box (`rows`, `cols`) until no stray dot is at its edges.
+
+    Returns the new (rows, cols) slices into `mask`; see `STRAY_DOT_AREA` for the rule.
+    """
+    for _ in range(8):
+        box = mask[rows, cols]
+        top, bottom = _pieces_kept(box.sum(axis=1), dot_area)
+        left, right = _pieces_kept(box.sum(axis=0), dot_area)
+        if (top, bottom, left, right) == (0, box.shape[0], 0, box.shape[1]):
+            break
+        rows = slice(rows.start + top, rows.start + bottom)
+        cols = slice(cols.start + left, cols.start + right)
+    return rows, cols
+
+
+def _pieces_kept(profile: np.ndarray, dot_area: float) -> tuple[int, int]:
+    """Return (start, stop) of a 1-D ink profile without the small pieces at its ends.
+
+    A piece is a run of non-zero entries between zero entries; its area is the sum of the run.
+    """
+    inked = np.concatenate([[False], profile > 0, [False]])
+    changes = np.flatnonzero(inked[1:] != inked[:-1])
+    starts, stops = changes[0::2], changes[1::2]
+    cumulative = np.concatenate([[0], np.cumsum(profile)])
+    areas = cumulative[stops] - cumulative[starts]
+
+    first, last = 0, len(starts) - 1
+    largest = int(np.argmax(areas))
+    while first < largest and areas[first] <= dot_area:
+        first += 1
+    while last > largest and areas[last] <= dot_area:
+        last -= 1
+    return int(starts[first]), int(stops[last])
 
 
 def _max_pool(mask: np.ndarray, factor: int) -> np.ndarray:

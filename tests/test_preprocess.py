@@ -175,6 +175,26 @@ def test_zero_stays_round_on_wide_canvas():
     assert x[14, 14] < 0.2, "the hole of the 0 must stay open"
 
 
+def test_stray_dot_is_left_out():
+    ink = draw_ink(SEVEN, box=(40, 40, 160, 160), pen=20)
+    picture = Image.fromarray(ink)
+    ImageDraw.Draw(picture).ellipse((250, 250, 270, 270), fill=255)
+    with_dot = np.asarray(picture)
+
+    np.testing.assert_allclose(input_of(transparent(with_dot)), input_of(transparent(ink)),
+                               atol=1e-6)
+
+
+def test_separate_stroke_is_kept():
+    detached_base = [[(0.5, 0.0), (0.5, 0.8)], [(0.2, 1.0), (0.8, 1.0)]]
+    ink = draw_ink(detached_base, box=(60, 40, 160, 200), pen=16)
+
+    x = input_of(transparent(ink))
+
+    assert ink_rows(x) >= FIT_SIZE - 1
+    assert ink_columns(x) >= 8, "the base must stay in the bounding box"
+
+
 def test_three_pixel_stroke_survives():
     ink = draw_ink(SEVEN, box=(40, 30, 200, 220), pen=3)
 
