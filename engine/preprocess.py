@@ -7,7 +7,7 @@ reads a drawing well when the drawing goes through the same steps, so `preproces
 
 1. takes the ink out of the canvas image, whatever the background (transparent, light or dark);
 2. returns no input when there is no ink or only a speck;
-3. crops the ink to its bounding box and binarises it (reducing crops over `WORK_SIZE`);
+3. crops the ink to its bounding box, leaving out stray dots, and binarises it;
 4. makes the strokes as thick, relative to the digit's size, as MNIST strokes are;
 5. scales the longer side to 20 pixels with area averaging (Pillow's box filter);
 6. places the result in 28x28 with its centre of mass at MNIST's mean centre of mass.
@@ -60,8 +60,8 @@ Anything smaller is a speck (a click or a slip of the mouse), not a digit.
 STRAY_DOT_AREA = 2 * np.pi / 4
 """Largest stray dot, in square stroke widths: the area of two dots of the pen.
 
-A piece of ink at the edge of the drawing, apart from the rest (an empty row or column between
-them), and no larger than this is left out of the bounding box, so a slip of the mouse does
+A piece of ink at the edge of the drawing is left out of the bounding box when it is no larger
+than this and an empty row or column separates it from the rest. A slip of the mouse then does
 not shrink the digit. The largest piece is always kept.
 """
 
@@ -88,7 +88,7 @@ class Preprocessed:
 
     Attributes:
         input: The network input, (28, 28) float32 in 0..1, or None when the canvas contains no
-            digit (then `reason` says why).
+            digit (then `reason` gives the cause).
         steps: Intermediate images for display, each float32 in 0..1: "ink" (H, W) ink map of
             the whole canvas, "crop" the ink cut to its bounding box, "stroke" the binary crop
             after stroke-width normalisation, "fit" the digit with its longer side scaled to 20
