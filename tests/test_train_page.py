@@ -119,12 +119,19 @@ def test_budget_uses_subset_when_mnist_epoch_too_slow():
 
 
 def test_budget_minute_and_full():
-    minute = budget_settings("minute", lambda batch: 50_000.0, (60_000, 10_000), (4_000, 1_000))
-    full = budget_settings("full", lambda batch: 50_000.0, (60_000, 10_000), (4_000, 1_000))
+    minute = budget_settings("minute", lambda batch: 20_000.0, (60_000, 10_000), (4_000, 1_000))
+    full = budget_settings("full", lambda batch: 20_000.0, (60_000, 10_000), (4_000, 1_000))
 
     assert (minute.data, minute.batch_size) == ("mnist", 64)
-    assert 30 <= minute.epochs * (60_000 + 10_000 / 3) / (50_000 * 0.8) <= 60
+    seconds = train_logic.estimate_seconds(20_000.0, 60_000, 10_000, minute.epochs)
+    assert 50 <= seconds <= 60
     assert (full.data, full.batch_size, full.epochs) == ("mnist", 64, train_logic.FULL_EPOCHS)
+
+
+def test_budget_never_exceeds_full_epochs():
+    fast = budget_settings("minute", lambda batch: 1e7, (60_000, 10_000), (4_000, 1_000))
+
+    assert fast.epochs == train_logic.FULL_EPOCHS
 
 
 def test_budget_gives_at_least_one_epoch():
