@@ -274,8 +274,10 @@ def preprocess_canvas(image: np.ndarray, normalise_stroke: bool = True) -> Prepr
     stroke_width = estimate_stroke_width(stroke)
 
     if normalise_stroke:
-        stroke = normalise_stroke_width(stroke, stroke_width)
-        stroke = _crop_to_ink(stroke)
+        normalised = normalise_stroke_width(stroke, stroke_width)
+        # Erosion keeps strokes of average width, but fall back if it ever leaves no ink.
+        if normalised.any():
+            stroke = _crop_to_ink(normalised)
     steps["stroke"] = stroke.astype(np.float32)
 
     fitted = fit_to_box(stroke)
