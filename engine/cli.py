@@ -31,6 +31,9 @@ def build_parser():
     add_training_options(train)
     train.add_argument("--loss", default="ce", help=f"loss function: {', '.join(LOSSES)} (default ce)")
     train.add_argument("--save", metavar="FILE", help="write the trained model to this .npz file")
+    train.add_argument("--augment", action="store_true",
+                       help="move each training image by a small random rotation, scaling, shear "
+                            "and shift every epoch (slower; reads drawn digits better)")
 
     evaluate = commands.add_parser("evaluate", help="print a model's test accuracy and loss as JSON")
     evaluate.add_argument("model", help="model file (.npz)")
@@ -124,7 +127,8 @@ def config_from_args(args, loss):
 
     config = TrainConfig(layers=parse_spec(args.layers), loss=loss, optimizer=args.optimizer,
                          lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                         seed=args.seed, momentum=args.momentum)
+                         seed=args.seed, momentum=args.momentum,
+                         augment=getattr(args, "augment", False))
     config.validate()
     return config
 
@@ -209,9 +213,11 @@ def read_images(path):
                                 reason="it has no 'images' array") from None
         except (ValueError, OSError) as err:
             raise DigitLabError("image.unreadable", path=str(path), reason=str(err)) from None
+        # Preprocessing reads integers as 0-255, so only uint8 is accepted among them.
         if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 4) \
-                or images.dtype.kind not in "uf":
-            raise DigitLabError("image.bad_shape", path=str(path), shape=images.shape)
+                or not (images.dtype == np.uint8 or images.dtype.kind == "f"):
+            raise DigitLabError("image.bad_shape", path=str(path), dtype=str(images.dtype),
+                                shape="x".join(map(str, images.shape)))
         return images
     try:
         with Image.open(path) as image:

@@ -45,8 +45,8 @@ MESSAGES = {
     "model.exists": "A model named '{name}' already exists.",
     # Images for prediction
     "image.unreadable": "Cannot read image {path}: {reason}.",
-    "image.bad_shape": "{path}: expected images of shape N x H x W x 4 (RGBA) or N x H x W "
-                       "(grey), got {shape}.",
+    "image.bad_shape": "{path}: expected uint8 or float images of shape N x H x W x 4 (RGBA) "
+                       "or N x H x W (grey), got {dtype} {shape}.",
     # Data sets (engine/data.py)
     "data.not_found": "Data set not found: {path}.",
     "data.unknown_format": "{path} is neither a folder of idx files nor an .npz file.",

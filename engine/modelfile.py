@@ -75,6 +75,8 @@ def save_model(path, model, header, overwrite=True):
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file readable by its owner only; a model file is not secret.
+        os.chmod(tmp_name, 0o644)
         if not overwrite and path.exists():
             raise ModelFileError("model.exists", name=path.stem)
         os.replace(tmp_name, path)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .augment import random_affine
 from .data import to_input
 from .errors import SpecError
 from .losses import make_loss
@@ -38,7 +39,8 @@ class TrainConfig:
     """Everything that defines a training run; the same config and data give the same result.
 
     Defaults: cross-entropy, Adam with learning rate 1e-3, batch size 64, 3 epochs, seed 0.
-    ``momentum`` applies to the ``"momentum"`` optimizer only.
+    ``momentum`` applies to the ``"momentum"`` optimizer only. ``augment`` moves every training
+    image by a small random affine transform each time it is used (see ``engine.augment``).
     """
 
     layers: list
@@ -50,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     momentum: float = 0.9
     weight_decay: float = 0.0
+    augment: bool = False
 
     def validate(self):
         """Raise ``SpecError`` on the first invalid setting; return the layer infos otherwise."""
@@ -76,6 +79,8 @@ class TrainConfig:
             settings["momentum"] = self.momentum
         if self.weight_decay:
             settings["weight_decay"] = self.weight_decay
+        if self.augment:
+            settings["augment"] = True
         return settings
 
 
@@ -112,6 +117,13 @@ def make_generators(seed):
     """
     model_seed, shuffle_seed = np.random.SeedSequence(seed).spawn(2)
     return np.random.default_rng(model_seed), np.random.default_rng(shuffle_seed)
+
+
+def make_augment_generator(seed):
+    """Return the generator of augmentation transforms, independent of ``make_generators``."""
+    # Spawned children depend only on their position, so the third is new and the first two
+    # are the ones make_generators returns.
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
 
 
 def build_for_config(config):
@@ -190,6 +202,7 @@ def fit(model, config, dataset, callback=None, should_stop=None):
     config.validate()
     stepper = Stepper(model, config)
     _, shuffle_rng = make_generators(config.seed)
+    augment_rng = make_augment_generator(config.seed) if config.augment else None
     callback = callback or (lambda event: None)
     should_stop = should_stop or (lambda: False)
 
@@ -214,6 +227,8 @@ def fit(model, config, dataset, callback=None, should_stop=None):
                     break
                 idx = order[start:start + config.batch_size]
                 x, y = to_input(x_train[idx]), y_train[idx]
+                if augment_rng is not None:
+                    x = random_affine(x, augment_rng)
 
                 step += 1
                 _, loss_value, batch_correct = stepper.step(step, x, y)

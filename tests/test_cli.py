@@ -126,3 +126,12 @@ def test_duel_rejects_bad_own_learning_rate():
     assert result.returncode == 2
     assert "error: The learning rate must be a positive number, got -1.0" in result.stderr
     assert result.stdout == ""
+
+
+def test_predict_rejects_uint16_images(trained_model, tmp_path):
+    path, _ = trained_model
+    batch = tmp_path / "wide.npz"
+    np.savez(batch, images=np.zeros((1, 28, 28), dtype=np.uint16))
+    result = run_engine("predict", path, batch)
+    assert result.returncode == 2
+    assert "got uint16 1x28x28" in result.stderr

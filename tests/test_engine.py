@@ -304,3 +304,8 @@ def test_linear_layer_shapes():
     out = Sequential(layer)(np.zeros((7, 784), dtype=np.float32))
     assert out.shape == (7, 10)
     assert out.data.dtype == np.float32
+
+
+def test_model_file_readable_by_others(saved_model):
+    path, _ = saved_model
+    assert path.stat().st_mode & 0o777 == 0o644
