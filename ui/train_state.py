@@ -7,12 +7,13 @@ learner is on the draw page). So the page keeps its values in plain session-stat
 """
 
 import logging
+import os
 import threading
 import time
 
 import streamlit as st
 
-from engine.data import load_bundled, resolve_dataset, resolve_mnist, upload_source
+from engine.data import ENV_VAR, load_bundled, resolve_dataset, resolve_mnist, upload_source
 from engine.errors import DataError
 from engine.spec import parse_spec
 from engine.train import TrainConfig
@@ -115,6 +116,7 @@ class MnistLoader:
     def __init__(self):
         self._lock = threading.Lock()
         self._source = None
+        self._setting = None
         self._resolved_at = 0.0
 
     def loaded(self):
@@ -125,9 +127,13 @@ class MnistLoader:
         """Return the MNIST ``DataSource``, resolving it if needed; raises ``DataError``."""
         with self._lock:
             fresh = time.monotonic() - self._resolved_at < FALLBACK_RETRY_SECONDS
-            if self._source is not None and (self._source.kind != "bundled" or fresh):
+            # A changed DIGIT_LAB_DATA (tests running several apps in one process) re-resolves.
+            same_setting = self._setting == os.environ.get(ENV_VAR)
+            if self._source is not None and same_setting and (self._source.kind != "bundled"
+                                                              or fresh):
                 return self._source
             self._source = resolve_mnist(progress=progress)
+            self._setting = os.environ.get(ENV_VAR)
             self._resolved_at = time.monotonic()
             log.info("MNIST source for the app: %s", self._source.reason)
             return self._source
