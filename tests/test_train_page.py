@@ -333,13 +333,14 @@ def test_short_run_gives_metrics_and_curves():
     assert f"{accuracy:.1f}%" in _status(at)
 
     loss = _chart_frame(at, "loss-chart")
-    test_loss = loss[loss["curve"] == "Test loss (per epoch)"]
-    train_loss = loss[loss["curve"] == "Training loss (per step)"]
+    test_loss = loss[loss["curve"] == translate("en", "train.chart.loss_curves.test")]
+    train_loss = loss[loss["curve"] == translate("en", "train.chart.loss_curves.train")]
     assert list(test_loss["epoch"]) == [1.0, 2.0]
     assert len(train_loss) == 2 * 32  # 4,000 images / batch 128 = 32 steps per epoch
     assert train_loss["value"].iloc[-1] < train_loss["value"].iloc[0]
     accuracy_chart = _chart_frame(at, "accuracy-chart")
-    test_accuracy = accuracy_chart[accuracy_chart["curve"] == "Test accuracy (per epoch)"]
+    test_accuracy = accuracy_chart[
+        accuracy_chart["curve"] == translate("en", "train.chart.accuracy_curves.test")]
     assert test_accuracy["value"].iloc[-1] == pytest.approx(accuracy / 100, abs=0.0006)
 
     runs = at.session_state["runs"]
@@ -603,7 +604,7 @@ def test_page_in_chinese_after_training():
     assert "已完成" in _status(at)
     assert "测试准确率" in [metric.label for metric in at.metric]
     loss = _chart_frame(at, "loss-chart")
-    assert "测试损失（每轮）" in set(loss["curve"])
+    assert "测试（每轮）" in set(loss["curve"])
 
 
 def _npz_bytes(**arrays):

@@ -38,6 +38,8 @@ START_ERROR_KEY = "train_start_error"
 STATUS_SECONDS = 0.75
 CHART_SECONDS = 1.5
 
+CHART_HEIGHT = 320
+
 # Chart colours by curve, fixed so a curve keeps its colour as curves appear.
 CURVE_COLOURS = {"train": "#a6c8e8", "train_smoothed": "#1f77b4", "test": "#e4572e"}
 
@@ -278,11 +280,11 @@ def _charts_fragment():
     with loss_column.container(key="loss-chart"):
         st.markdown(f"**{t('train.chart.loss_title')}**")
         st.vega_lite_chart(_chart_frame(loss_points(series, per_epoch), "loss"),
-                           _chart_spec("loss"), width="stretch")
+                           _chart_spec("loss"), width="stretch", height=CHART_HEIGHT)
     with accuracy_column.container(key="accuracy-chart"):
         st.markdown(f"**{t('train.chart.accuracy_title')}**")
         st.vega_lite_chart(_chart_frame(accuracy_points(series, per_epoch), "accuracy"),
-                           _chart_spec("accuracy"), width="stretch")
+                           _chart_spec("accuracy"), width="stretch", height=CHART_HEIGHT)
 
 
 def _chart_spec(kind):
@@ -298,7 +300,6 @@ def _chart_spec(kind):
     y_title = t(f"train.chart.{kind}")
     y_axis = {"format": "%"} if kind == "accuracy" else {}
     return {
-        "height": 260,
         "encoding": {
             "x": {"field": "epoch", "type": "quantitative", "title": t("train.chart.epoch")},
             "y": {"field": "value", "type": "quantitative", "title": y_title,
@@ -306,7 +307,8 @@ def _chart_spec(kind):
             "color": {"field": "curve", "type": "nominal", "title": None,
                       "scale": {"domain": names,
                                 "range": [CURVE_COLOURS[curve] for curve in curves]},
-                      "legend": {"orient": "bottom", "columns": 1, "labelLimit": 300}},
+                      "legend": {"orient": "bottom", "columns": 3, "labelLimit": 160,
+                                 "labelFontSize": 11, "columnPadding": 8, "symbolSize": 60}},
             "tooltip": [
                 {"field": "curve", "type": "nominal", "title": t("train.chart.curve")},
                 {"field": "epoch", "type": "quantitative", "title": t("train.chart.epoch"),
