@@ -45,6 +45,8 @@ def random_affine(x, rng, max_degrees=12.0, max_scale=0.1, max_shear=0.15, max_s
         inside = (column >= 0) & (column < SIZE) & (row >= 0) & (row < SIZE)
         index = (np.clip(row, -1, SIZE) + 1).astype(np.int64) * (SIZE + 2) \
             + (np.clip(column, -1, SIZE) + 1).astype(np.int64)
-        weight = (weight_y if dy else 1 - weight_y) * (weight_x if dx else 1 - weight_x)
+        row_weight = weight_y if dy else 1 - weight_y
+        column_weight = weight_x if dx else 1 - weight_x
+        weight = row_weight * column_weight
         out += np.where(inside, np.take_along_axis(padded, index, axis=1), 0) * weight
     return out.reshape(n, 1, SIZE, SIZE)

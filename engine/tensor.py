@@ -191,7 +191,7 @@ class Tensor:
 
         Args:
             grad: gradient of the final objective with respect to this tensor; default 1 for a
-                scalar. Gradients add to whatever ``grad`` already holds (see ``zero_grad``).
+                scalar. Gradients add to what ``grad`` already contains (see ``zero_grad``).
         """
         if grad is None:
             grad = np.ones_like(self.data)

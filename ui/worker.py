@@ -286,8 +286,12 @@ class TrainingJob:
                 self._state = RUNNING
                 self._started = time.monotonic()
             self.result = self.work(self)
-            diverged = getattr(self.result, "diverged_at_step", None) is not None
-            final = DIVERGED if diverged else STOPPED if self._stop.is_set() else FINISHED
+            if getattr(self.result, "diverged_at_step", None) is not None:
+                final = DIVERGED
+            elif self._stop.is_set():
+                final = STOPPED
+            else:
+                final = FINISHED
             self._set_state(final)
             log.info("%s %s after %d steps", self.name, final, self.snapshot()["step"])
         except Exception as err:  # noqa: BLE001 - a failed run must not kill the server thread silently
