@@ -349,6 +349,17 @@ def test_short_run_gives_metrics_and_curves():
     assert at.session_state["selected_run"] == runs[0].id
 
 
+def test_augment_toggle_reaches_the_run():
+    at = _app({"epochs": 1, "batch_size": 256})
+    at.toggle(key="train_w_augment").set_value(True).run()
+
+    _train_to_end(at)
+
+    run = at.session_state["runs"][-1]
+    assert run.header["optimizer"]["augment"] is True
+    assert at.session_state["train_last"]["state"] == "finished"
+
+
 def test_second_run_gets_its_own_name():
     at = _app({"epochs": 1, "batch_size": 512}, spec="flatten,linear:10")
 

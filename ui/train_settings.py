@@ -62,6 +62,8 @@ def render_settings(stack_valid):
     seed.number_input(t("train.settings.seed"), min_value=0, max_value=2**32 - 1, step=1,
                       key=state.seed("seed"), on_change=state.store, args=("seed",),
                       help=t("train.settings.seed_help"))
+    st.toggle(t("train.settings.augment"), key=state.seed("augment"), on_change=state.store,
+              args=("augment",), help=t("train.settings.augment_help"))
 
     st.markdown(f"**{t('train.budget.label')}**")
     columns = st.columns(len(BUDGETS))

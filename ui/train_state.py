@@ -34,6 +34,7 @@ DEFAULT_SETTINGS = {
     "batch_size": 64,
     "epochs": 3,
     "seed": 0,
+    "augment": False,
     "data": "mnist",
 }
 DATA_KINDS = ("mnist", "bundled", "upload")
@@ -94,7 +95,8 @@ def make_config():
     values = settings()
     return TrainConfig(layers=spec(), loss=values["loss"], optimizer=values["optimizer"],
                        lr=float(values["lr"]), batch_size=int(values["batch_size"]),
-                       epochs=int(values["epochs"]), seed=int(values["seed"]))
+                       epochs=int(values["epochs"]), seed=int(values["seed"]),
+                       augment=bool(values.get("augment", False)))
 
 
 # ---------------------------------------------------------------------------
