@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DigitLabError, ModelFileError
+from .errors import DigitLabError, ModelFileError, TrainingError
 from .losses import LOSSES
 from .optim import OPTIMIZERS
 
@@ -101,9 +101,7 @@ def load_data(spec):
     """Load the data set named on the command line and log where it came from."""
     from .data import resolve_dataset
 
-    source = resolve_dataset(spec, progress=DownloadProgress())
-    log.info("data: %s", source.reason)
-    return source
+    return resolve_dataset(spec, progress=DownloadProgress())
 
 
 class DownloadProgress:
@@ -151,8 +149,9 @@ def run_train(args):
 
     result = fit(model, config, source.dataset, callback=report)
     if result.diverged_at_step is not None:
-        print(f"error: training diverged at step {result.diverged_at_step}: the loss is no longer "
-              f"finite; try a lower learning rate than {config.lr}", file=sys.stderr)
+        err = TrainingError("train.diverged", step=result.diverged_at_step,
+                            value=f"{result.diverged_loss:.4g}", suggestion=f"{config.lr / 10:g}")
+        print(f"error: {err}", file=sys.stderr)
         return EXIT_DIVERGED
 
     if args.save:

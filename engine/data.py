@@ -650,6 +650,15 @@ def resolve_mnist(path=None, *, cache_dir=None, mirrors=None, download_allowed=T
 
     Concurrent calls wait for each other, so a download runs once.
     """
+    source = _resolve_mnist(path, cache_dir=cache_dir, mirrors=mirrors,
+                            download_allowed=download_allowed, progress=progress, timeout=timeout,
+                            environ=environ)
+    logger.info("data source: %s", source.reason)
+    return source
+
+
+def _resolve_mnist(path=None, *, cache_dir=None, mirrors=None, download_allowed=True,
+                  progress=None, timeout=download.DEFAULT_TIMEOUT, environ=None):
     environ = os.environ if environ is None else environ
 
     with _RESOLVE_LOCK:
@@ -724,10 +733,7 @@ def _download_failure_reason(err):
 
 
 def _bundled_source(reason_key, reason_params):
-    source = DataSource(load_bundled(), "bundled", str(BUNDLED_PATH), reason_key,
-                        dict(reason_params))
-    logger.info("%s", source.reason)
-    return source
+    return DataSource(load_bundled(), "bundled", str(BUNDLED_PATH), reason_key, dict(reason_params))
 
 
 def upload_source(data, name):
@@ -754,11 +760,14 @@ def resolve_dataset(spec, **resolve_options):
     if spec.lower() == "mnist":
         return resolve_mnist(**resolve_options)
     if spec.lower() == "bundled":
-        return _bundled_source("data.source.bundled", {})
-    dataset = load_path(spec)
-    location = str(Path(spec).expanduser().resolve())
-    return DataSource(dataset, "path", location, "data.source.path",
-                      {"name": dataset.name, "location": location})
+        source = _bundled_source("data.source.bundled", {})
+    else:
+        dataset = load_path(spec)
+        location = str(Path(spec).expanduser().resolve())
+        source = DataSource(dataset, "path", location, "data.source.path",
+                            {"name": dataset.name, "location": location})
+    logger.info("data source: %s", source.reason)
+    return source
 
 
 def load_dataset(spec, **resolve_options):
@@ -766,6 +775,4 @@ def load_dataset(spec, **resolve_options):
 
     The notice saying which source was used is logged at INFO level.
     """
-    source = resolve_dataset(spec, **resolve_options)
-    logger.info("%s", source.reason)
-    return source.dataset
+    return resolve_dataset(spec, **resolve_options).dataset

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .data import to_input
+from .errors import TrainingError
 from .layers import Sequential, Sigmoid, Softmax
 from .losses import make_loss
 from .spec import format_spec
@@ -185,8 +186,9 @@ class DuelRun:
         self.batch_digest = self._hash.hexdigest()
         started = time.perf_counter()
         _, loss_value, batch_correct = self.stepper.step(step, x, y)
-        if not math.isfinite(loss_value):
+        if batch_correct is None:
             self.result.diverged_at_step = step
+            self.result.diverged_loss = loss_value
             self.result.steps = step
             log.warning("duel run %s diverged at step %d (loss %s)", self.loss, step, loss_value)
             return None
@@ -464,7 +466,6 @@ def run_cli(args):
                            momentum=args.momentum, mse_output=args.mse_output,
                            lrs={loss: lr for loss, lr in own_lrs.items() if lr is not None})
     source = resolve_dataset(args.data)
-    log.info("data: %s", source.reason)
     models = build_duel_models(configs)
     check = check_identical_weights(models)
     if not check.identical:
@@ -487,7 +488,9 @@ def run_cli(args):
     duel = fit_duel(models, configs, source.dataset, probe_every=0, on_epoch_end=print_epoch)
     diverged = [loss for loss, run in duel.runs.items() if run.result.diverged_at_step is not None]
     for loss in diverged:
-        print(f"error: the {loss} run diverged at step {duel.runs[loss].result.diverged_at_step}: "
-              f"its loss is no longer finite; try a lower learning rate than "
-              f"{configs[loss].lr}", file=sys.stderr)
+        result = duel.runs[loss].result
+        err = TrainingError("train.diverged", step=result.diverged_at_step,
+                            value=f"{result.diverged_loss:.4g}",
+                            suggestion=f"{configs[loss].lr / 10:g}")
+        print(f"error: {loss}: {err}", file=sys.stderr)
     return EXIT_DIVERGED if diverged else 0

@@ -32,8 +32,8 @@ MESSAGES = {
     "train.bad_epochs": "The number of epochs must be a whole number of at least 1, got {value}.",
     "train.bad_seed": "The random seed must be a whole number from 0 to 2**32 - 1, got {value}.",
     "train.bad_momentum": "The momentum must be at least 0 and below 1, got {value}.",
-    "train.diverged": "Training stopped at step {step}: the loss became {value}. "
-                      "Try a lower learning rate (for example {suggestion}).",
+    "train.diverged": "Training stopped at step {step}: the loss became {value}, so the run "
+                      "diverged. Try a lower learning rate (for example {suggestion}).",
     # Model files
     "model.not_found": "Model file not found: {path}.",
     "model.not_a_model": "{path} is not a Digit Lab model file: {reason}.",

@@ -30,6 +30,10 @@ from .tensor import Tensor, no_grad
 log = logging.getLogger(__name__)
 
 EVAL_BATCH_SIZE = 2000
+# A loss more than this many times the first step's loss counts as diverged, like a loss that is
+# no longer finite: a learning rate far too high usually blows the loss up and kills every ReLU
+# long before anything overflows, and such a run would otherwise "finish" at chance accuracy.
+DIVERGENCE_FACTOR = 100
 # Weights are copied every this many steps, so a diverging run can go back to recent finite ones.
 CHECKPOINT_EVERY = 50
 
@@ -98,13 +102,14 @@ class TrainResult:
 
     ``history``: the epoch events in order. ``metrics``: the last epoch's measures (empty if no
     epoch finished). ``stopped``: the stop flag ended the run. ``diverged_at_step``: the step
-    whose loss was not finite, or None. ``steps``: optimizer steps taken.
+    whose loss diverged (see ``Stepper.diverged``), or None; ``diverged_loss``: that loss. ``steps``: optimizer steps taken.
     """
 
     history: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     stopped: bool = False
     diverged_at_step: int | None = None
+    diverged_loss: float | None = None
     steps: int = 0
 
 
@@ -161,20 +166,31 @@ class Stepper:
         self.optimizer = make_optimizer(config.optimizer, self.params, config.lr, config.momentum,
                                         config.weight_decay)
         self.checkpoint = [p.data.copy() for p in self.params]
+        self.first_loss = None
+
+    def diverged(self, loss_value):
+        """Return whether ``loss_value`` is not finite or above ``DIVERGENCE_FACTOR`` times the
+        first step's loss."""
+        if not math.isfinite(loss_value):
+            return True
+        if self.first_loss is None:
+            self.first_loss = loss_value
+            return False
+        return loss_value > DIVERGENCE_FACTOR * self.first_loss
 
     def step(self, step, x, y):
         """Train on the batch ``x``, ``y`` and return ``(outputs, loss value, correct count)``.
 
-        When the loss is not finite nothing is updated: the weights go back to the checkpoint
-        and the loss value returned is that non-finite value.
+        When the loss has diverged (see ``diverged``) nothing is updated: the weights go back to
+        the checkpoint and the correct count is None.
         """
         outputs = self.model(Tensor(x))
         loss = self.loss_fn(outputs, y)
         loss_value = float(loss.data)
-        if not math.isfinite(loss_value):
+        if self.diverged(loss_value):
             for p, saved in zip(self.params, self.checkpoint):
                 np.copyto(p.data, saved)
-            return outputs.data, loss_value, 0
+            return outputs.data, loss_value, None
         if step % CHECKPOINT_EVERY == 0:
             for p, saved in zip(self.params, self.checkpoint):
                 np.copyto(saved, p.data)
@@ -195,9 +211,10 @@ def fit(model, config, dataset, callback=None, should_stop=None):
             test_accuracy, samples_per_second, seconds). ``step`` counts from 1 over the run.
         should_stop: called between batches; training ends when it returns True.
 
-    A step whose loss is not finite is not applied: training ends, ``diverged_at_step`` names
-    the step, and the model gets back the weights of the last checkpoint (copied every 50 steps,
-    after a step whose loss was finite). Raises ``SpecError`` for an invalid config.
+    A step whose loss diverged (not finite, or over 100 times the first step's loss) is not
+    applied: training ends, ``diverged_at_step`` names the step, and the model gets back the
+    weights of the last checkpoint (copied every 50 steps, before the update of a step whose
+    loss had not diverged). Raises ``SpecError`` for an invalid config.
     """
     config.validate()
     stepper = Stepper(model, config)
@@ -232,8 +249,9 @@ def fit(model, config, dataset, callback=None, should_stop=None):
 
                 step += 1
                 _, loss_value, batch_correct = stepper.step(step, x, y)
-                if not math.isfinite(loss_value):
+                if batch_correct is None:
                     result.diverged_at_step = step
+                    result.diverged_loss = loss_value
                     log.warning("training diverged at step %d (loss %s)", step, loss_value)
                     break
 

@@ -90,3 +90,15 @@ def test_divergence_reports_step_and_keeps_finite_weights(mnist):
     assert result.diverged_at_step < 100
     for p in model.parameters():
         assert np.all(np.isfinite(p.data))
+
+
+def test_loss_blow_up_counts_as_divergence(mnist):
+    data = small(mnist)
+    config = TrainConfig(layers=parse_spec("flatten,dropout:0.2,linear:64,relu,linear:10"),
+                         loss="ce", optimizer="sgd", lr=10.0, batch_size=64, epochs=1)
+    model = build_for_config(config)
+    result = fit(model, config, data)
+    assert result.diverged_at_step is not None
+    assert np.isfinite(result.diverged_loss)
+    assert result.diverged_loss > 100 * 2.0
+    assert result.history == []

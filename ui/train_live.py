@@ -115,7 +115,7 @@ def finalize_job():
     config = info["config"]
     outcome = job.result
     last = {"state": snapshot["state"], "run_id": None, "epochs": config.epochs, "error": None,
-            "diverged_at_step": None, "lr": config.lr}
+            "diverged_at_step": None, "diverged_loss": None, "lr": config.lr}
 
     if snapshot["state"] == FAILED:
         last["error"] = repr(job.error)
@@ -131,10 +131,20 @@ def finalize_job():
         run = Run(name=unique_run_name(info["base_name"]), model=outcome.model, header=header,
                   curves=curves, status=snapshot["state"])
         add_session_run(run)
-        last.update(run_id=run.id, diverged_at_step=outcome.diverged_at_step)
+        last.update(run_id=run.id, diverged_at_step=outcome.diverged_at_step,
+                    diverged_loss=outcome.result.diverged_loss)
     st.session_state[LAST_KEY] = last
     log.info("training ended for session %s: %s", job.session_id, snapshot["state"])
     return True
+
+
+def format_loss(value):
+    """Return a diverged loss for the message: NaN or infinity as a symbol, else 4 digits."""
+    if value is None or math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "∞"
+    return f"{value:,.4g}"
 
 
 def last_run():
@@ -234,7 +244,8 @@ def _render_last_result():
                       name=run.name if run else "—", epoch=done_epochs, epochs=last["epochs"],
                       accuracy=format_percent(accuracy) if accuracy is not None else "—"))
     if last["state"] == DIVERGED and last["diverged_at_step"] is not None:
-        err = TrainingError("train.diverged", step=last["diverged_at_step"], value="NaN/∞",
+        err = TrainingError("train.diverged", step=last["diverged_at_step"],
+                            value=format_loss(last.get("diverged_loss")),
                             suggestion=suggested_lr(last["lr"]))
         st.error(t_error(err), icon=":material/trending_up:")
     elif last["state"] == STOPPED and run is None:
