@@ -360,6 +360,31 @@ def test_augment_toggle_reaches_the_run():
     assert at.session_state["train_last"]["state"] == "finished"
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("train_w_epochs", 0, "The number of epochs must be a whole number of at least 1, got 0."),
+    ("train_w_seed", -1, "The random seed must be a whole number from 0 to 2**32 - 1, got -1."),
+    ("train_w_lr", 0.0, "The learning rate must be a positive number, got 0.0."),
+])
+def test_out_of_range_setting_blocks_train(key, value, message):
+    at = _app()
+    at.number_input(key=key).set_value(value).run()
+
+    assert _train_button(at).disabled
+    assert message in [element.value for element in at.error] + \
+        [element.value for element in at.warning] + [element.value for element in at.caption]
+
+
+def test_huge_learning_rate_is_used_and_diverges():
+    at = _app({"epochs": 1, "optimizer": "sgd"})
+    at.number_input(key="train_w_lr").set_value(1000.0).run()
+
+    _train_to_end(at)
+
+    last = at.session_state["train_last"]
+    assert last["state"] == "diverged"
+    assert any("so the run diverged" in element.value for element in at.error)
+
+
 def test_second_run_gets_its_own_name():
     at = _app({"epochs": 1, "batch_size": 512}, spec="flatten,linear:10")
 

@@ -11,7 +11,6 @@ from ui.train_logic import (BATCH_SIZES, BUDGETS, DEFAULT_LR, OPTIMIZER_NAMES, b
 UPLOAD_WIDGET_KEY = "train_w_upload"
 UPLOAD_ERROR_KEY = "train_upload_error"
 UPLOAD_SEEN_KEY = "train_upload_seen"
-MAX_EPOCHS = 200
 
 
 def _store_optimizer():
@@ -46,7 +45,9 @@ def render_settings(stack_valid):
     optimizer.selectbox(t("train.settings.optimizer"), OPTIMIZER_NAMES, key=state.seed("optimizer"),
                         format_func=state.labels("train.optimizers", OPTIMIZER_NAMES),
                         on_change=_store_optimizer, help=t("train.settings.optimizer_help"))
-    lr.number_input(t("train.settings.lr"), min_value=1e-6, max_value=10.0, step=1e-4,
+    # No min or max: Streamlit silently ignores a typed value outside them, so out-of-range
+    # values reach TrainConfig.validate instead, whose message blocks the Train button.
+    lr.number_input(t("train.settings.lr"), step=1e-4,
                     format="%g", key=state.seed("lr"), on_change=state.store, args=("lr",),
                     help=t("train.settings.lr_help"))
     if values["batch_size"] not in BATCH_SIZES:
@@ -56,10 +57,10 @@ def render_settings(stack_valid):
                         help=t("train.settings.batch_size_help"))
 
     epochs, seed = st.columns(2)
-    epochs.number_input(t("train.settings.epochs"), min_value=1, max_value=MAX_EPOCHS, step=1,
+    epochs.number_input(t("train.settings.epochs"), step=1,
                         key=state.seed("epochs"), on_change=state.store, args=("epochs",),
                         help=t("train.settings.epochs_help"))
-    seed.number_input(t("train.settings.seed"), min_value=0, max_value=2**32 - 1, step=1,
+    seed.number_input(t("train.settings.seed"), step=1,
                       key=state.seed("seed"), on_change=state.store, args=("seed",),
                       help=t("train.settings.seed_help"))
     st.toggle(t("train.settings.augment"), key=state.seed("augment"), on_change=state.store,
