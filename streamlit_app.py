@@ -10,9 +10,22 @@ import os
 # server, so limit it before anything imports numpy (Streamlit itself does not).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import logging  # noqa: E402
+
 import streamlit as st  # noqa: E402
 
 from ui.i18n import render_language_switch, t  # noqa: E402
+
+# Training starts and stops, saves, rejected uploads and data sources are logged by the engine
+# and ui modules at INFO; Streamlit configures only its own loggers, so give ours a handler once
+# per process (this file reruns on every interaction).
+for logger_name in ("engine", "ui"):
+    app_logger = logging.getLogger(logger_name)
+    if not app_logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        app_logger.addHandler(handler)
+        app_logger.setLevel(logging.INFO)
 
 # The favicon is an emoji because Streamlit 1.67 fetches a ":material/...:" page icon from
 # fonts.gstatic.com for the browser tab. Pages therefore have no icons of their own: the tab

@@ -138,7 +138,7 @@ def run_train(args):
 
     config = config_from_args(args, args.loss)
     if args.save and not Path(args.save).resolve().parent.is_dir():
-        raise ModelFileError("model.not_found", path=str(Path(args.save).parent))
+        raise ModelFileError("model.folder_missing", path=str(Path(args.save).parent))
     source = load_data(args.data)
     model = build_for_config(config)
 

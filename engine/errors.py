@@ -43,6 +43,8 @@ MESSAGES = {
                             "needs {expected}.",
     "model.bad_name": "Invalid model name '{name}': use 1 to 64 letters, digits, '-' or '_'.",
     "model.exists": "A model named '{name}' already exists.",
+    "model.folder_missing": "Cannot save the model: the folder {path} does not exist.",
+    "model.reserved_name": "'{name}' is a model shipped with Digit Lab; save under another name.",
     # Images for prediction
     "image.unreadable": "Cannot read image {path}: {reason}.",
     "image.bad_shape": "{path}: expected uint8 or float images of shape N x H x W x 4 (RGBA) "

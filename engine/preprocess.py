@@ -57,6 +57,16 @@ shorter side: 11 pixels on a 280x280 canvas, 16 on 600x400 and 32 on an 800x800 
 Anything smaller is a speck (a click or a slip of the mouse), not a digit.
 """
 
+MIN_EXTENT_IN_PEN_WIDTHS = 2.3
+"""Smallest drawing that gets a prediction, in estimated stroke widths.
+
+A single click with a wide pen leaves a round dot that can be larger than `MIN_INK_EXTENT`. Its
+bounding box measured 2.0-2.26 estimated stroke widths across for pens of 12-40 px
+(`estimate_stroke_width` gives about half the diameter of a disc), while a short line is three
+or more and a small digit whose loops a thick pen filled in measured 2.35-2.5. Ink shorter than
+this is a dot, not a digit.
+"""
+
 STRAY_DOT_AREA = 2 * np.pi / 4
 """Largest stray dot, in square stroke widths: the area of two dots of the pen.
 
@@ -259,11 +269,12 @@ def preprocess_canvas(image: np.ndarray, normalise_stroke: bool = True) -> Prepr
 
     crop_rows = slice(rows[0], rows[-1] + 1)
     crop_cols = slice(cols[0], cols[-1] + 1)
-    dot_area = STRAY_DOT_AREA * estimate_stroke_width(mask[crop_rows, crop_cols]) ** 2
+    pen_width = estimate_stroke_width(mask[crop_rows, crop_cols])
+    dot_area = STRAY_DOT_AREA * pen_width ** 2
     crop_rows, crop_cols = _box_without_stray_dots(mask, crop_rows, crop_cols, dot_area)
 
     extent = max(crop_rows.stop - crop_rows.start, crop_cols.stop - crop_cols.start)
-    if extent < MIN_INK_EXTENT * min(ink.shape):
+    if extent < MIN_INK_EXTENT * min(ink.shape) or extent < MIN_EXTENT_IN_PEN_WIDTHS * pen_width:
         return Preprocessed(input=None, steps=steps, reason="speck")
 
     steps["crop"] = ink[crop_rows, crop_cols]

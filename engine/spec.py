@@ -48,7 +48,12 @@ class LayerInfo:
 
 
 def parse_spec(text):
-    """Parse ``"flatten,linear:128,relu"`` into a list of layer dicts (not yet validated)."""
+    """Parse ``"flatten,linear:128,relu"`` into a list of layer dicts (not yet validated).
+
+    An empty text gives an empty list, which ``describe`` reports as a network with no layers.
+    """
+    if not text.strip():
+        return []
     layers = []
     tokens = [token.strip() for token in text.split(",")]
     for index, token in enumerate(tokens, start=1):

@@ -135,3 +135,11 @@ def test_predict_rejects_uint16_images(trained_model, tmp_path):
     result = run_engine("predict", path, batch)
     assert result.returncode == 2
     assert "got uint16 1x28x28" in result.stderr
+
+
+def test_train_save_into_missing_folder():
+    result = run_engine("train", "--data", "bundled", "--epochs", "1",
+                        "--save", "/nonexistent/folder/net.npz")
+    assert result.returncode == 2
+    assert "error: Cannot save the model: the folder /nonexistent/folder does not exist." \
+        in result.stderr

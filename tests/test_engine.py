@@ -309,3 +309,18 @@ def test_linear_layer_shapes():
 def test_model_file_readable_by_others(saved_model):
     path, _ = saved_model
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_empty_spec_text_means_no_layers():
+    with pytest.raises(SpecError) as info:
+        describe(parse_spec("   "))
+    assert info.value.key == "spec.empty"
+
+
+def test_model_file_not_zip_says_so_without_pickle_advice(tmp_path):
+    path = tmp_path / "text.npz"
+    path.write_text("just some text\n")
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert "not an .npz (zip) file" in str(info.value)
+    assert "pickle" not in str(info.value)

@@ -361,3 +361,13 @@ def test_shipped_network_reads_drawings():
 
     assert has_digit.all()
     assert correct.mean() >= 0.95, f"read {correct.mean():.1%} of 300 drawings"
+
+
+@pytest.mark.parametrize("pen", [12, 18, 30])
+def test_single_pen_dot_gives_no_prediction(pen):
+    image = np.zeros((280, 280, 4), dtype=np.uint8)
+    rows, cols = np.ogrid[:280, :280]
+    image[(rows - 140) ** 2 + (cols - 140) ** 2 <= (pen / 2) ** 2] = (0, 0, 0, 255)
+    result = preprocess_canvas(image)
+    assert result.input is None
+    assert result.reason == "speck"

@@ -25,7 +25,11 @@ RUNS_KEY = "runs"
 SELECTED_KEY = "selected_run"
 # The shipped network selected when the learner has not picked one yet.
 DEFAULT_MODEL_NAME = "mlp-ce"
-MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Letters of any script (so a Chinese name works), digits, '-' and '_': never a path separator
+# or a dot, so a name cannot leave the models folder.
+MODEL_NAME_PATTERN = re.compile(r"^[\w-]{1,64}$")
+# Model files shipped in the repository, which Save must not replace.
+SHIPPED_MODEL_NAMES = ("mlp-ce", "mlp-mse", "mlp-bce")
 
 
 @dataclass
@@ -61,10 +65,13 @@ def models_dir():
 
 
 def validate_model_name(name):
-    """Return ``name`` stripped if it is 1-64 letters, digits, '-' or '_'; raise otherwise."""
+    """Return ``name`` stripped if it is 1-64 letters, digits, '-' or '_' and not a shipped
+    model's name; raise ``ModelFileError`` otherwise."""
     name = (name or "").strip()
-    if not MODEL_NAME_PATTERN.match(name):
+    if not MODEL_NAME_PATTERN.fullmatch(name):
         raise ModelFileError("model.bad_name", name=name)
+    if name.lower() in SHIPPED_MODEL_NAMES and models_dir() == DEFAULT_MODELS_DIR:
+        raise ModelFileError("model.reserved_name", name=name)
     return name
 
 

@@ -10,8 +10,8 @@ from engine.modelfile import load_model, model_bytes
 from engine.spec import format_spec, normalise
 from ui.i18n import format_percent, t, t_error
 from ui.train_logic import LOSS_NAMES
-from ui.runs import (Run, add_session_run, available_runs, saved_runs, save_run, select_run,
-                     selected_run, session_runs, unique_run_name)
+from ui.runs import (MODEL_NAME_PATTERN, Run, add_session_run, available_runs, saved_runs,
+                     save_run, select_run, selected_run, session_runs, unique_run_name)
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,12 @@ def _render_actions(run):
                     help=t("train.runs.save_name_help"))
     with save.container(key="train-save"):
         st.button(t("train.runs.save"), icon=":material/save:", on_click=_save, args=(run.id,))
+    typed_name = st.session_state.get(SAVE_NAME_KEY, "").strip()
+    file_stem = typed_name if MODEL_NAME_PATTERN.fullmatch(typed_name) else run.name
     with download.container(key="train-download"):
         st.download_button(t("train.runs.download"), data=lambda: model_bytes(run.model,
                                                                               run.header),
-                           file_name=f"{run.name}.npz", mime="application/octet-stream",
+                           file_name=f"{file_stem}.npz", mime="application/octet-stream",
                            icon=":material/download:", on_click="ignore")
 
     pending = st.session_state.get(PENDING_KEY)
