@@ -64,7 +64,8 @@ def test_duel_in_browser(duel_server, app_page):
                  .filter(e => e.innerText.includes('%')).length === 3""")
     labels = [metrics.nth(i).locator('[data-testid="stMetricLabel"]').inner_text()
               for i in range(metrics.count())]
-    assert labels == [en(f"duel.loss_names.{loss}") for loss in ("ce", "mse", "bce")]
+    assert labels == [en("duel.metric_label", loss=en(f"duel.loss_names.{loss}"), size="1,000")
+                      for loss in ("ce", "mse", "bce")]
 
     # The charts redraw while the duel runs: the step advances and the picture changes.
     first_step = step_shown(page)

@@ -286,7 +286,8 @@ def render_status(setup):
     for column, loss in zip(st.columns(3), DUEL_LOSSES):
         accuracy = progress[loss]["probe_accuracy"]
         with column:
-            st.metric(loss_name(loss),
+            st.metric(t("duel.metric_label", loss=loss_name(loss),
+                        size=format_number(setup.probe_size)),
                       NOT_AVAILABLE if accuracy is None else format_percent(accuracy),
                       help=t("duel.metric_help", size=format_number(setup.probe_size)))
     if state in DONE_STATES and not setup.shown_done:
