@@ -127,4 +127,6 @@ def format_duration(seconds):
     seconds = round(seconds)
     if seconds < 60:
         return t("train.duration_seconds", seconds=seconds)
+    if seconds % 60 == 0:
+        return t("train.duration_whole_minutes", minutes=seconds // 60)
     return t("train.duration_minutes", minutes=seconds // 60, seconds=seconds % 60)
