@@ -12,12 +12,18 @@ import threading
 
 import numpy as np
 
-_grad_mode = threading.local()
+class _GradMode(threading.local):
+    """Per-thread flag: whether operations record the graph (class default True)."""
+
+    enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled():
     """Return whether new operations record a graph in this thread (True unless in ``no_grad``)."""
-    return getattr(_grad_mode, "enabled", True)
+    return _grad_mode.enabled
 
 
 class no_grad:
@@ -78,7 +84,13 @@ class Tensor:
 
     def _result(self, data, parents, op):
         """Make the output tensor of an operation; it joins the graph only if a parent needs a gradient."""
-        needs_grad = is_grad_enabled() and any(p.requires_grad for p in parents)
+        # A loop, not any(generator): this runs for every operation of every step.
+        needs_grad = False
+        if _grad_mode.enabled:
+            for parent in parents:
+                if parent.requires_grad:
+                    needs_grad = True
+                    break
         if not needs_grad:
             return Tensor(data)
         return Tensor(data, requires_grad=True, parents=parents, op=op)
