@@ -61,9 +61,9 @@ MIN_EXTENT_IN_PEN_WIDTHS = 2.3
 """Smallest drawing that gets a prediction, in estimated stroke widths.
 
 A single click with a wide pen leaves a round dot that can be larger than `MIN_INK_EXTENT`. Its
-bounding box measured 2.0-2.26 estimated stroke widths across for pens of 12-40 px
-(`estimate_stroke_width` gives about half the diameter of a disc), while a short line is three
-or more and a small digit whose loops a thick pen filled in measured 2.35-2.5. Ink shorter than
+bounding box measured 2.0-2.26 estimated stroke widths across for pens of 12-40 px, because
+`estimate_stroke_width` gives about half the diameter of a disc. A short line measures three or
+more, and a small digit whose loops a thick pen filled in measured 2.35-2.5. Ink shorter than
 this is a dot, not a digit.
 """
 

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 EVAL_BATCH_SIZE = 2000
 # A loss more than this many times the first step's loss counts as diverged, like a loss that is
-# no longer finite: a learning rate far too high usually blows the loss up and kills every ReLU
+# no longer finite. A learning rate far too high usually blows the loss up and kills every ReLU
 # long before anything overflows, and such a run would otherwise "finish" at chance accuracy.
 DIVERGENCE_FACTOR = 100
 # Weights are copied every this many steps, so a diverging run can go back to recent finite ones.
@@ -202,7 +202,7 @@ class Stepper:
 
 
 def fit(model, config, dataset, callback=None, should_stop=None):
-    """Train ``model`` on ``dataset`` as ``config`` says and return a ``TrainResult``.
+    """Train ``model`` on ``dataset`` with the settings of ``config``; return a ``TrainResult``.
 
     Args:
         callback: called with a dict after every step (``kind="step"``: epoch, step,
