@@ -1,7 +1,7 @@
 """Data augmentation: small random rotations, scalings, shears and shifts of training images.
 
 Digits drawn with a mouse are slanted, sized and placed a little differently from MNIST's. A
-network that sees every training image slightly moved each epoch learns shapes rather than
+network that gets every training image slightly moved each epoch learns shapes rather than
 exact pixel positions, and reads such drawings better.
 """
 

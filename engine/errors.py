@@ -1,8 +1,8 @@
 """Errors a user can fix, with message keys the app translates.
 
 Every error carries a ``key`` (such as ``"spec.unknown_layer"``) and the ``params`` that fill its
-message. ``str(err)`` is the English message used by the command line; the app looks the same key
-up in the ``[engine]`` table of its locale files, so a learner reads it in their own language.
+message. ``str(err)`` is the English message used by the command line. The app looks the same key up
+in the ``[engine]`` table of its locale files, so a learner reads it in their own language.
 """
 
 MESSAGES = {

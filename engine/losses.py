@@ -68,7 +68,7 @@ def binary_cross_entropy(probs, labels):
     """Mean binary cross-entropy of each of the 10 outputs against its one-hot target.
 
     Input: probabilities in [0, 1], usually from a final Sigmoid (or Softmax) layer; not logits.
-    Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` so that log never sees 0.
+    Probabilities are clipped to ``[1e-7, 1 - 1e-7]`` so that log never gets 0.
     Value: the mean over all ``N * 10`` elements of ``-(t log p + (1 - t) log(1 - p))``.
     Gradient: ``(p - t) / (p (1 - p)) / (N * 10)`` where ``p`` is inside the clip range. Where
     ``p`` was clipped the value does not depend on ``p``, so the exact gradient there is 0.

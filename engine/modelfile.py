@@ -103,8 +103,8 @@ def load_model(source, name=None):
             raise ModelFileError("model.not_found", path=name)
         handle = source
 
-    # np.load reads a file that is not a zip archive as a pickle and, with pickles off, raises a
-    # message about allow_pickle; checking the zip header first gives the plain reason.
+    # np.load reads a file that is not a zip archive as a pickle. With pickles off it then raises
+    # a message about allow_pickle, so checking the zip header first gives the plain reason.
     if not zipfile.is_zipfile(handle):
         raise ModelFileError("model.not_a_model", path=name, reason="it is not an .npz (zip) file")
     if isinstance(handle, io.BytesIO):

@@ -98,9 +98,9 @@ def format_spec(layers):
 def describe(layers, input_shape=INPUT_SHAPE):
     """Validate a spec and return a ``LayerInfo`` per layer.
 
-    Raises ``SpecError`` naming the first invalid layer: an unknown type, a missing or unexpected
-    setting, units outside 1..4096, a dropout rate outside [0, 1), a Linear layer on an input
-    that is not flat, or a network whose output is not 10 values.
+    Raises ``SpecError`` naming the first invalid layer. The checks are: a known type, no
+    missing or unexpected setting, units in 1..4096, a dropout rate in [0, 1), a flat input for
+    every Linear layer, and 10 output values.
     """
     if not isinstance(layers, (list, tuple)):
         raise SpecError("spec.not_a_list", got=type(layers).__name__)

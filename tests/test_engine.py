@@ -317,7 +317,7 @@ def test_empty_spec_text_means_no_layers():
     assert info.value.key == "spec.empty"
 
 
-def test_model_file_not_zip_says_so_without_pickle_advice(tmp_path):
+def test_model_file_not_zip_reason(tmp_path):
     path = tmp_path / "text.npz"
     path.write_text("just some text\n")
     with pytest.raises(ModelFileError) as info:

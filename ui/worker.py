@@ -157,9 +157,9 @@ class TrainingJob:
     """One background training run (or a set of runs trained together, as in the loss duel).
 
     Args:
-        work: ``work(job)`` trains; it reports each engine event with ``job.record(event,
-            series)``, passes ``job.should_stop`` to the engine, sets ``job.total_steps``, and
-            returns whatever the page needs afterwards (kept in ``job.result``).
+        work: ``work(job)`` trains. It sets ``job.total_steps``, reports each engine event
+            with ``job.record(event, series)`` and passes ``job.should_stop`` to the engine.
+            What it returns is kept in ``job.result`` for the page.
         session_id: the browser session that owns the job; the job stops when it is gone.
         series: names of the runs trained together (default one run called ``"main"``).
     """
