@@ -86,7 +86,7 @@ class Linear(Module):
         self.bias = Tensor(np.zeros(out_features, dtype=np.float32), requires_grad=True)
 
     def forward(self, x):
-        return x @ self.weight + self.bias
+        return x.linear(self.weight, self.bias)
 
     def parameters(self):
         return [self.weight, self.bias]

@@ -27,16 +27,23 @@ def cross_entropy(logits, labels):
     """
     z = logits.data
     n = z.shape[0]
+    rows = np.arange(n)
+
+    # Subtracting each row's maximum keeps exp from overflowing; the softmax does not change.
     shifted = z - z.max(axis=1, keepdims=True)
-    log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    log_probs = shifted - log_sum_exp
-    value = -log_probs[np.arange(n), labels].mean()
+    probs = np.exp(shifted)
+    row_sums = probs.sum(axis=1, keepdims=True)
+    probs /= row_sums
+
+    # log softmax is shifted - log(row sum), and the value needs it only at the labels.
+    value = (np.log(row_sums).sum() - shifted[rows, labels].sum()) / n
     out = logits._result(np.asarray(value, dtype=z.dtype), (logits,), "cross_entropy")
 
     def backward():
-        grad = np.exp(log_probs)
-        grad[np.arange(n), labels] -= 1
-        logits.accumulate_grad(grad * (out.grad / n))
+        scale = float(out.grad) / n
+        grad = probs * scale
+        grad[rows, labels] -= scale
+        logits.accumulate_grad(grad)
 
     out._backward = backward
     return out

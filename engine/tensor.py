@@ -196,6 +196,29 @@ class Tensor:
         out._backward = backward
         return out
 
+    def linear(self, weight, bias):
+        """Return ``self @ weight + bias``, the forward pass of a ``Linear`` layer.
+
+        Shapes: ``self`` ``(N, in)``, ``weight`` ``(in, out)`` and ``bias`` ``(out,)`` give a
+        result ``(N, out)``. It gives the same numbers as ``@`` then ``+``, but as one graph node, and
+        the bias is added in place, so no temporary array is made.
+        """
+        z = self.data @ weight.data
+        z += bias.data
+        out = self._result(z, (self, weight, bias), "linear")
+
+        def backward():
+            g = out.grad
+            if self.requires_grad:
+                self.accumulate_grad(g @ weight.data.T)
+            if weight.requires_grad:
+                weight.accumulate_grad(self.data.T @ g)
+            if bias.requires_grad:
+                bias.accumulate_grad(g.sum(axis=0))
+
+        out._backward = backward
+        return out
+
     # ----- backpropagation -----
 
     def backward(self, grad=None):
