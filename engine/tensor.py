@@ -200,8 +200,8 @@ class Tensor:
         """Return ``self @ weight + bias``, the forward pass of a ``Linear`` layer.
 
         Shapes: ``self`` ``(N, in)``, ``weight`` ``(in, out)`` and ``bias`` ``(out,)`` give a
-        result ``(N, out)``. It gives the same numbers as ``@`` then ``+``, but as one graph node, and
-        the bias is added in place, so no temporary array is made.
+        result ``(N, out)``. It gives the same numbers as ``@`` then ``+``, but as one graph
+        node, and the bias is added in place, so no temporary array is made.
         """
         z = self.data @ weight.data
         z += bias.data
