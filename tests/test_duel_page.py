@@ -54,15 +54,21 @@ def button(at, label):
     return matches[0]
 
 
-def run_duel(at, epochs=2, seed=4, spec=SPEC):
+def start_duel(at, epochs, seed=None, spec=SPEC):
+    """Start a duel on the bundled data and return its setup from the session state."""
     at.text_input(key="duel-layers").set_value(spec)
     at.radio(key="duel-data").set_value("bundled")
     at.number_input(key="duel-epochs").set_value(epochs)
-    at.number_input(key="duel-seed").set_value(seed)
+    if seed is not None:
+        at.number_input(key="duel-seed").set_value(seed)
     at.run()
     button(at, en("duel.start")).click()
     at.run()
-    setup = at.session_state[SETUP_KEY]
+    return at.session_state[SETUP_KEY]
+
+
+def run_duel(at, epochs=2, seed=4, spec=SPEC):
+    setup = start_duel(at, epochs, seed, spec)
     deadline = time.monotonic() + DUEL_SECONDS
     while not (setup.job.done and setup.shown_done):
         assert time.monotonic() < deadline, "the duel did not finish in time"
@@ -270,13 +276,7 @@ def test_probe_interval_bounds():
 
 
 def test_stop_keeps_partial_runs(app):
-    app.text_input(key="duel-layers").set_value(SPEC)
-    app.radio(key="duel-data").set_value("bundled")
-    app.number_input(key="duel-epochs").set_value(20)
-    app.run()
-    button(app, en("duel.start")).click()
-    app.run()
-    setup = app.session_state[SETUP_KEY]
+    setup = start_duel(app, epochs=20)
     deadline = time.monotonic() + DUEL_SECONDS
     while setup.job.snapshot()["step"] < 20:
         assert time.monotonic() < deadline
@@ -323,13 +323,7 @@ def test_runs_added_on_another_page(app, monkeypatch):
 
     from ui.duel_session import finish_duel_if_done
 
-    app.text_input(key="duel-layers").set_value(SPEC)
-    app.radio(key="duel-data").set_value("bundled")
-    app.number_input(key="duel-epochs").set_value(1)
-    app.run()
-    button(app, en("duel.start")).click()
-    app.run()
-    setup = app.session_state[SETUP_KEY]
+    setup = start_duel(app, epochs=1)
     setup.job.join(DUEL_SECONDS)
     assert setup.job.done
     assert setup.run_ids == {}
