@@ -29,7 +29,7 @@ def cross_entropy(logits, labels):
     n = z.shape[0]
     rows = np.arange(n)
 
-    # Subtracting each row's maximum keeps exp from overflowing; the softmax does not change.
+    # Subtracting each row's maximum keeps exp from overflowing and leaves the softmax unchanged.
     shifted = z - z.max(axis=1, keepdims=True)
     probs = np.exp(shifted)
     row_sums = probs.sum(axis=1, keepdims=True)

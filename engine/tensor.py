@@ -199,9 +199,9 @@ class Tensor:
     def linear(self, weight, bias):
         """Return ``self @ weight + bias``, the forward pass of a ``Linear`` layer.
 
-        Shapes: ``self`` ``(N, in)``, ``weight`` ``(in, out)`` and ``bias`` ``(out,)`` give a
-        result ``(N, out)``. It gives the same numbers as ``@`` then ``+``, but as one graph
-        node, and the bias is added in place, so no temporary array is made.
+        Shapes: ``self`` is ``(N, in)``, ``weight`` ``(in, out)``, ``bias`` ``(out,)`` and the
+        result ``(N, out)``. The numbers equal ``@`` followed by ``+``, but this makes one graph
+        node in place of two and adds the bias in place, without a temporary array.
         """
         z = self.data @ weight.data
         z += bias.data

@@ -2,11 +2,12 @@
 
 A training step of a multilayer perceptron is mostly matrix products. Each Linear layer has one
 in the forward pass and one for its weight gradient. Each layer but the first also has one for
-the gradient of its input (the first layer's input is the data batch). This script times each of those
-products alone, on warm caches, with NumPy's BLAS on one thread, and adds them up. No engine
-can take a step in less time than that sum without doing fewer multiplications, so
-``batch / sum`` is an upper bound on samples/s. The script also reports the rate of a large
-1024 x 1024 x 1024 product, the most this core reached here.
+the gradient of its input (the first layer's input is the data batch).
+
+This script times each of those products alone, on warm caches, with NumPy's BLAS on one
+thread, and adds them up. No engine can take a step in less time than that sum without doing
+fewer multiplications, so ``batch / sum`` is an upper bound on samples/s. The script also
+reports the rate of a large 1024 x 1024 x 1024 product for comparison.
 
 Usage:
     python scripts/matmul_bound.py [--layers 784,256,128,10] [--batch-size 256]
